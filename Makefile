@@ -1,0 +1,38 @@
+# Every target works on a fresh machine: it builds .venv from the project's own files.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install serve test lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[inference,test,dev]'
+	touch $@
+
+install: $(STAMP)
+
+serve: install
+	$(VENV)/bin/visiongate serve
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check gateway inference tests bench migrations model_repository
+	$(VENV)/bin/ruff format --check gateway inference tests bench migrations model_repository
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix gateway inference tests bench migrations model_repository
+	$(VENV)/bin/ruff format gateway inference tests bench migrations model_repository
+
+bench: install
+	$(PY) -m bench.triton_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,186 @@
+"""The contract between the gateway and the Triton model ``vlm``: the only module both sides import.
+
+One decoupled (streaming) Triton model takes one JSON ``request`` tensor plus the media
+the gateway has already fetched and validated, and streams back text deltas. The last
+response of a stream carries the finish reason and the token counts.
+
+Inputs
+    ``request``             BYTES [1]   JSON, :class:`GenerateRequest` (or :class:`DescribeRequest`)
+    ``images``              BYTES [-1]  encoded images (JPEG, PNG, ...) in the order their
+                                        ``{"type": "image", "index": i}`` parts refer to them
+    ``video_frames``        BYTES [-1]  encoded frames of every video, one video after another
+    ``video_frame_counts``  INT32 [-1]  frames per video, so video ``j`` is a slice of ``video_frames``
+
+Outputs, streamed
+    ``text_delta``          BYTES [1]   UTF-8 text generated since the previous response
+    on the final response also:
+    ``finish_reason``       BYTES [1]   ``stop``, ``length`` or ``tool_calls``
+    ``prompt_tokens``       INT32 [1]
+    ``completion_tokens``   INT32 [1]
+    ``tool_calls``          BYTES [1]   JSON list of ``{"name", "arguments"}`` (empty list when none)
+    ``capabilities``        BYTES [1]   JSON :class:`Capabilities`, only in answer to a describe request
+
+A stream ends with a response whose ``triton_final_response`` parameter is true. That
+response may carry no outputs at all (the aio client cannot opt out of empty final
+responses), so the client keeps the last non-empty outputs it saw.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+MODEL_NAME = "vlm"
+
+INPUT_REQUEST = "request"
+INPUT_IMAGES = "images"
+INPUT_VIDEO_FRAMES = "video_frames"
+INPUT_VIDEO_FRAME_COUNTS = "video_frame_counts"
+
+OUTPUT_TEXT_DELTA = "text_delta"
+OUTPUT_FINISH_REASON = "finish_reason"
+OUTPUT_PROMPT_TOKENS = "prompt_tokens"
+OUTPUT_COMPLETION_TOKENS = "completion_tokens"
+OUTPUT_TOOL_CALLS = "tool_calls"
+OUTPUT_CAPABILITIES = "capabilities"
+
+# Triton datatype names, as tritonclient and config.pbtxt spell them.
+DTYPES: dict[str, str] = {
+    INPUT_REQUEST: "BYTES",
+    INPUT_IMAGES: "BYTES",
+    INPUT_VIDEO_FRAMES: "BYTES",
+    INPUT_VIDEO_FRAME_COUNTS: "INT32",
+    OUTPUT_TEXT_DELTA: "BYTES",
+    OUTPUT_FINISH_REASON: "BYTES",
+    OUTPUT_PROMPT_TOKENS: "INT32",
+    OUTPUT_COMPLETION_TOKENS: "INT32",
+    OUTPUT_TOOL_CALLS: "BYTES",
+    OUTPUT_CAPABILITIES: "BYTES",
+}
+
+FINAL_RESPONSE_PARAMETER = "triton_final_response"
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+class TextPart(msgspec.Struct, tag="text", tag_field="type"):
+    """Text inside a message."""
+
+    text: str
+
+
+class ImagePart(msgspec.Struct, tag="image", tag_field="type"):
+    """An image, by its position in the ``images`` tensor."""
+
+    index: int
+
+
+class VideoPart(msgspec.Struct, tag="video", tag_field="type"):
+    """A video, by its position in ``video_frame_counts``."""
+
+    index: int
+
+
+Part = TextPart | ImagePart | VideoPart
+
+
+class ToolCallFunction(msgspec.Struct):
+    """The function half of an assistant tool call in the history."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(msgspec.Struct):
+    """An assistant tool call in the history, OpenAI shape."""
+
+    id: str
+    function: ToolCallFunction
+    type: str = "function"
+
+
+class Message(msgspec.Struct, omit_defaults=True):
+    """One chat message, OpenAI shape, with media replaced by indexed parts."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | list[Part] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class Guide(msgspec.Struct, omit_defaults=True):
+    """Constrained decoding: ``json`` (any object), ``json_schema``, or ``tool_call``."""
+
+    type: Literal["json", "json_schema", "tool_call"]
+    json_schema: dict[str, Any] | None = None
+
+
+class GenerateRequest(
+    msgspec.Struct, tag="generate", tag_field="op", omit_defaults=True, forbid_unknown_fields=True
+):
+    """What the gateway asks the model to do."""
+
+    messages: list[Message]
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list[str] = []
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    guide: Guide | None = None
+
+
+class DescribeRequest(msgspec.Struct, tag="describe", tag_field="op", forbid_unknown_fields=True):
+    """Ask the model what it can do; answered by one response carrying ``capabilities``."""
+
+
+VideoMode = Literal["native", "frames_as_images", "none"]
+
+
+class Capabilities(msgspec.Struct):
+    """What the loaded engine and checkpoint support."""
+
+    model: str
+    engine: str
+    vision: bool
+    video: VideoMode
+    tools: bool
+    guided_decoding: bool
+    context_length: int
+
+
+class Final(msgspec.Struct):
+    """What the last response of a stream reports."""
+
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    tool_calls: list[dict[str, Any]] = []
+
+
+_request_decoder = msgspec.json.Decoder(GenerateRequest | DescribeRequest)
+
+
+def encode_request(request: GenerateRequest | DescribeRequest) -> bytes:
+    """Serialize a request for the ``request`` tensor."""
+    return msgspec.json.encode(request)
+
+
+def decode_request(data: bytes) -> GenerateRequest | DescribeRequest:
+    """Parse the ``request`` tensor; raises ``msgspec.DecodeError`` naming the bad field."""
+    return _request_decoder.decode(data)
+
+
+def decode_capabilities(data: bytes) -> Capabilities:
+    """Parse the ``capabilities`` output."""
+    return msgspec.json.decode(data, type=Capabilities)
+
+
+def encode_capabilities(capabilities: Capabilities) -> bytes:
+    """Serialize capabilities for the ``capabilities`` output."""
+    return msgspec.json.encode(capabilities)

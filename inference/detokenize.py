@@ -1,0 +1,69 @@
+"""Token ids in, text deltas out: incremental decoding with OpenAI stop strings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+Decode = Callable[[Sequence[int]], str]
+
+
+class TextStream:
+    """Turns generated token ids into text deltas as they arrive.
+
+    Decoding a window of recent tokens (not each token alone) keeps multi-byte characters
+    whole: a delta that would end in U+FFFD waits for the rest of the character. Text that
+    could be the start of a stop string is held back until it is known not to be one, so a
+    stop string never reaches the client; once one appears, the text is cut before it and
+    :attr:`stopped` turns True.
+    """
+
+    def __init__(self, decode: Decode, stop: Sequence[str], emit: Callable[[str], None]) -> None:
+        self._decode = decode
+        self._stop = [s for s in stop if s]
+        self._holdback = max((len(s) for s in self._stop), default=1) - 1
+        self._emit = emit
+        self._ids: list[int] = []
+        self._prefix_offset = 0
+        self._read_offset = 0
+        self._text = ""  # all text decoded so far
+        self._sent = 0  # how much of it went out
+        self.stopped = False
+
+    def add(self, token_id: int) -> None:
+        """Take one generated token."""
+        if self.stopped:
+            return
+        self._ids.append(token_id)
+        prefix = self._decode(self._ids[self._prefix_offset : self._read_offset])
+        text = self._decode(self._ids[self._prefix_offset :])
+        if len(text) > len(prefix) and not text.endswith("\ufffd"):
+            self._text += text[len(prefix) :]
+            self._prefix_offset = self._read_offset
+            self._read_offset = len(self._ids)
+            self._flush(final=False)
+
+    def finish(self) -> None:
+        """Generation ended: send whatever is left."""
+        if not self.stopped:
+            prefix = self._decode(self._ids[self._prefix_offset : self._read_offset])
+            self._text += self._decode(self._ids[self._prefix_offset :])[len(prefix) :]
+            self._flush(final=True)
+
+    @property
+    def text(self) -> str:
+        """Everything sent so far."""
+        return self._text[: self._sent]
+
+    def _flush(self, final: bool) -> None:
+        if self._stop:
+            start = max(0, self._sent - self._holdback)
+            hits = [i for i in (self._text.find(s, start) for s in self._stop) if i >= 0]
+            if hits:
+                self._text = self._text[: min(hits)]
+                self.stopped = True
+                final = True
+        end = len(self._text) if final else len(self._text) - self._holdback
+        if end > self._sent:
+            delta = self._text[self._sent : end]
+            self._sent = end
+            self._emit(delta)

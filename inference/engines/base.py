@@ -1,0 +1,46 @@
+"""What every engine offers the Triton model, and the error a bad request raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from inference.contract import Capabilities, Final, GenerateRequest
+
+
+class RequestError(ValueError):
+    """The request itself is wrong; its message goes back to the client as it is."""
+
+
+@dataclass
+class Media:
+    """Decoded media of one request: images by index, and each video as a list of frames."""
+
+    images: list[Image] = field(default_factory=list)
+    videos: list[list[Image]] = field(default_factory=list)
+
+
+@dataclass
+class Hooks:
+    """How an engine talks back while it generates."""
+
+    emit: Callable[[str], None]
+    """Called with each new piece of text, never with an empty string."""
+    cancelled: Callable[[], bool]
+    """Polled once per token; generation stops as soon as it returns True."""
+    on_token: Callable[[], None] = lambda: None
+    """Called once per generated token (for metrics)."""
+
+
+class Engine(Protocol):
+    """A loaded checkpoint that turns a chat into streamed text."""
+
+    capabilities: Capabilities
+
+    def generate(self, request: GenerateRequest, media: Media, hooks: Hooks) -> Final:
+        """Generate an answer, streaming it through ``hooks``; return what the final response reports."""
+        ...

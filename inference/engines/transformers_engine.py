@@ -1,0 +1,222 @@
+"""The ``transformers`` engine: any Hugging Face image-text-to-text checkpoint, CPU or CUDA."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    GenerationConfig,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from inference import tiny_model
+from inference.contract import (
+    Capabilities,
+    Final,
+    GenerateRequest,
+    ImagePart,
+    Message,
+    TextPart,
+    VideoPart,
+)
+from inference.detokenize import TextStream
+from inference.engines.base import Hooks, Media, RequestError
+from inference.sampling import build_processors
+
+log = logging.getLogger(__name__)
+
+
+class _Streamer(BaseStreamer):
+    """Feeds each generated token to a TextStream; ``generate`` calls it once per step."""
+
+    def __init__(self, stream: TextStream, on_token: Any) -> None:
+        self.stream = stream
+        self.on_token = on_token
+        self.tokens: list[int] = []
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # the first call carries the prompt
+            self._prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.tokens.append(token)
+            self.on_token()
+            self.stream.add(token)
+
+    def end(self) -> None:
+        self.stream.finish()
+
+
+class _StopWhen(StoppingCriteria):
+    """Stop on a stop string or when the client cancelled; polled after every token."""
+
+    def __init__(self, stream: TextStream, cancelled: Any) -> None:
+        self.stream = stream
+        self.cancelled = cancelled
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> Any:
+        stop = self.stream.stopped or self.cancelled()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+def _pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class TransformersEngine:
+    """Loads a checkpoint with AutoProcessor and AutoModelForImageTextToText and streams answers."""
+
+    def __init__(self, model: Any, processor: Any, model_id: str, device: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.tokenizer = processor.tokenizer
+        self.eos_ids = set(self._eos_ids())
+        text_config = getattr(model.config, "text_config", model.config)
+        template = processor.chat_template or self.tokenizer.chat_template or ""
+        has_video_processor = getattr(processor, "video_processor", None) is not None
+        native_video = has_video_processor and importlib.util.find_spec("torchvision") is not None
+        self.capabilities = Capabilities(
+            model=model_id,
+            engine="transformers",
+            vision=getattr(processor, "image_processor", None) is not None,
+            video="native" if native_video else "frames_as_images",
+            tools="tools" in template,
+            guided_decoding=False,
+            context_length=int(getattr(text_config, "max_position_embeddings", 0) or 0),
+        )
+
+    @classmethod
+    def load(cls, model_path: str, device: str = "auto") -> TransformersEngine:
+        """Load ``model_path``, or build and load the embedded default model when it is empty."""
+        path = Path(model_path) if model_path else tiny_model.ensure_built()
+        marker = path / "VISIONGATE_MODEL_ID"
+        model_id = marker.read_text().strip() if marker.exists() else path.name
+        device = _pick_device(device)
+        threads = os.environ.get("VISIONGATE_TORCH_THREADS")
+        if threads:
+            torch.set_num_threads(int(threads))
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        processor = AutoProcessor.from_pretrained(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+        log.info("loaded %s from %s on %s", model_id, path, device)
+        return cls(model, processor, model_id, device)
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return [eos] if isinstance(eos, int) else list(eos or [])
+
+    def _render(self, request: GenerateRequest, media: Media) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Messages as the chat template wants them, and the images in the order they appear."""
+        messages: list[dict[str, Any]] = []
+        images: list[Any] = []
+        for m, message in enumerate(request.messages):
+            rendered = self._message(message)
+            if isinstance(message.content, list):
+                parts: list[dict[str, Any]] = []
+                for p, part in enumerate(message.content):
+                    where = f"messages[{m}].content[{p}]"
+                    if isinstance(part, TextPart):
+                        parts.append({"type": "text", "text": part.text})
+                    elif isinstance(part, ImagePart):
+                        images.append(_indexed(media.images, part.index, where, "image"))
+                        parts.append({"type": "image"})
+                    elif isinstance(part, VideoPart):
+                        # No native video path here: the sampled frames go in as images.
+                        frames = _indexed(media.videos, part.index, where, "video")
+                        images.extend(frames)
+                        parts.extend({"type": "image"} for _ in frames)
+                rendered["content"] = parts
+            messages.append(rendered)
+        return messages, images
+
+    @staticmethod
+    def _message(message: Message) -> dict[str, Any]:
+        rendered: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            rendered["tool_calls"] = [
+                {"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in message.tool_calls
+            ]
+        if message.tool_call_id:
+            rendered["tool_call_id"] = message.tool_call_id
+        if message.name:
+            rendered["name"] = message.name
+        return rendered
+
+    def generate(self, request: GenerateRequest, media: Media, hooks: Hooks) -> Final:
+        """Generate an answer, streaming deltas through ``hooks.emit``."""
+        if not request.messages:
+            raise RequestError("messages: at least one message is required")
+        messages, images = self._render(request, media)
+        if images and not self.capabilities.vision:
+            raise RequestError(f"{self.capabilities.model} does not accept images")
+        try:
+            prompt = self.processor.apply_chat_template(
+                messages, tools=request.tools, add_generation_prompt=True, tokenize=False
+            )
+        except Exception as exc:  # a template error is the request's fault
+            raise RequestError(f"messages: the chat template rejected them ({exc})") from exc
+        inputs = self.processor(text=prompt, images=images or None, return_tensors="pt").to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        context = self.capabilities.context_length or prompt_tokens + request.max_tokens
+        if prompt_tokens >= context:
+            raise RequestError(
+                f"the prompt is {prompt_tokens} tokens, which does not fit the context of {context} tokens"
+            )
+        max_new = max(1, min(request.max_tokens, context - prompt_tokens))
+
+        stream = TextStream(
+            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True), request.stop, hooks.emit
+        )
+        streamer = _Streamer(stream, hooks.on_token)
+        processors = build_processors(
+            prompt_length=prompt_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+        )
+        config = GenerationConfig(
+            max_new_tokens=max_new,
+            do_sample=False,
+            eos_token_id=sorted(self.eos_ids) or None,
+            pad_token_id=self.model.generation_config.pad_token_id,
+        )
+        with torch.inference_mode():
+            self.model.generate(
+                **inputs,
+                generation_config=config,
+                logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([_StopWhen(stream, hooks.cancelled)]),
+                streamer=streamer,
+            )
+        completion_tokens = len(streamer.tokens)
+        ended_on_eos = bool(streamer.tokens) and streamer.tokens[-1] in self.eos_ids
+        finish = "stop" if stream.stopped or ended_on_eos else "length"
+        if completion_tokens < max_new and not (stream.stopped or ended_on_eos):
+            finish = "stop"  # cancelled: nobody reads it, but keep it truthful
+        return Final(finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def _indexed(items: list[Any], index: int, where: str, kind: str) -> Any:
+    if not 0 <= index < len(items):
+        raise RequestError(f"{where}: {kind} index {index} but the request carries {len(items)} {kind}s")
+    return items[index]

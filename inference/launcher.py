@@ -1,0 +1,245 @@
+"""Run the Triton Inference Server that ships inside the ``nvidia-pytriton`` wheel.
+
+Three things make that binary work from a virtualenv (see docs/triton.md):
+
+* the Python backend needs the stub built for the running Python, copied next to
+  ``libtriton_python.so`` in the directory given as ``--backend-directory``;
+* the stub links ``libpython3.X.so`` and the wheel's own libraries, so the wheel's
+  ``nvidia_pytriton.libs`` and this interpreter's ``LIBDIR`` go on ``LD_LIBRARY_PATH``;
+* the stub's embedded interpreter takes its prefix from the first ``python3`` on
+  ``PATH``, so this interpreter's ``bin/`` goes first, and the stub then sees the
+  virtualenv's site-packages (it ignores ``PYTHONPATH``).
+
+The server binds IPv4 only: clients connect to ``127.0.0.1``, not ``localhost``.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger("visiongate.triton")
+
+DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the process that started us dies."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class TritonStartError(RuntimeError):
+    """The server could not be found, exited early, or its model never became ready."""
+
+
+def _pytriton_root() -> Path:
+    try:
+        import pytriton
+    except ImportError as exc:
+        raise TritonStartError(
+            "the nvidia-pytriton wheel is not installed; install visiongate[inference]"
+        ) from exc
+    root = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    if not (root / "bin" / "tritonserver").exists():
+        raise TritonStartError(f"no tritonserver binary under {root}")
+    return root
+
+
+def _backend_directory(root: Path, into: Path) -> Path:
+    """A backend directory whose python/ holds the stub for this interpreter."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise TritonStartError(f"nvidia-pytriton has no Python backend stub for Python {version}")
+    python_dir = into / "python"
+    shutil.copytree(root / "backends" / "python", python_dir)
+    shutil.copy2(stub, python_dir / stub.name)
+    return into
+
+
+def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment tritonserver and its Python stubs need, on top of ``base``."""
+    env = dict(os.environ if base is None else base)
+    root = _pytriton_root()
+    libs = [str(root.parent.parent / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR")]
+    if env.get("LD_LIBRARY_PATH"):
+        libs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+class EmbeddedTriton:
+    """One tritonserver process serving a model repository over gRPC, with metrics."""
+
+    def __init__(
+        self,
+        model_repository: Path = DEFAULT_MODEL_REPOSITORY,
+        *,
+        host: str = "127.0.0.1",
+        grpc_port: int = 8001,
+        metrics_port: int = 8002,
+        env: dict[str, str] | None = None,
+        exit_timeout_s: int = 30,
+        log_lines: int = 400,
+        echo: bool = True,
+    ) -> None:
+        self.model_repository = Path(model_repository).resolve()
+        self.host = host
+        self.grpc_port = grpc_port
+        self.metrics_port = metrics_port
+        self.env = env
+        self.exit_timeout_s = exit_timeout_s
+        self.echo = echo
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=log_lines)
+        self._process: subprocess.Popen[str] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        """Where a tritonclient.grpc client connects."""
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Triton's Prometheus endpoint."""
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process else None
+
+    def command(self, backend_directory: Path) -> list[str]:
+        """The tritonserver command line."""
+        return [
+            str(_pytriton_root() / "bin" / "tritonserver"),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backend_directory}",
+            "--allow-http=false",
+            "--allow-grpc=true",
+            f"--grpc-address={self.host}",
+            f"--grpc-port={self.grpc_port}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--allow-cpu-metrics=false",
+            f"--metrics-address={self.host}",
+            f"--metrics-port={self.metrics_port}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            "--strict-readiness=true",
+            "--log-info=true",
+        ]
+
+    def start(self) -> None:
+        """Start the server process (returns at once; see :meth:`wait_ready`)."""
+        if self._process is not None:
+            raise RuntimeError("already started")
+        if not (self.model_repository / "vlm" / "config.pbtxt").exists():
+            raise TritonStartError(f"{self.model_repository} has no vlm/config.pbtxt")
+        self._workdir = tempfile.TemporaryDirectory(prefix="visiongate-triton-")
+        backends = _backend_directory(_pytriton_root(), Path(self._workdir.name) / "backends")
+        self.log_tail.clear()
+        self._process = subprocess.Popen(
+            self.command(backends),
+            env=server_environment(self.env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop it cleanly
+            preexec_fn=_die_with_parent,  # never outlive a killed parent
+        )
+        self._reader = threading.Thread(target=self._forward_logs, name="triton-log", daemon=True)
+        self._reader.start()
+
+    def _forward_logs(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            line = line.rstrip()
+            self.log_tail.append(line)
+            if self.echo:
+                log.info("%s", line)
+
+    def is_ready(self, model: str = "vlm") -> bool:
+        """True when the server answers and ``model`` is ready."""
+        import tritonclient.grpc as grpcclient
+
+        try:
+            with grpcclient.InferenceServerClient(self.grpc_url) as client:
+                return bool(client.is_server_live() and client.is_model_ready(model))
+        except Exception:
+            return False
+
+    def wait_ready(self, model: str = "vlm", timeout_s: float = 180.0) -> None:
+        """Block until ``model`` is ready; raise TritonStartError with the log if it never is."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                code = None if self._process is None else self._process.returncode
+                raise TritonStartError(f"tritonserver exited with code {code}:\n{self._tail()}")
+            if self.is_ready(model):
+                return
+            time.sleep(0.25)
+        raise TritonStartError(f"model {model!r} not ready after {timeout_s:.0f} s:\n{self._tail()}")
+
+    def _tail(self, lines: int = 40) -> str:
+        return "\n".join(list(self.log_tail)[-lines:])
+
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM) without waiting; safe inside a signal handler."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM, wait for in-flight work (up to the exit timeout), then SIGKILL."""
+        process, self._process = self._process, None
+        code = None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=timeout_s or self.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+            self._reader = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+        return code
+
+    def wait(self) -> int:
+        """Block until the server exits on its own."""
+        assert self._process is not None
+        return self._process.wait()
+
+    def __enter__(self) -> EmbeddedTriton:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

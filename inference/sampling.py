@@ -1,0 +1,76 @@
+"""Logits processors that give OpenAI's sampling semantics inside ``transformers.generate``.
+
+Sampling happens in :class:`SeededSampler` with a per-request ``torch.Generator``, and
+``generate`` then runs greedy over its one-hot answer. So the same seed gives the same
+text even while other requests generate concurrently in other threads, which seeding the
+global RNG could not promise.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers.generation import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+
+class OpenAIPenalties(LogitsProcessor):
+    """Presence and frequency penalties over the tokens generated so far (not the prompt)."""
+
+    def __init__(self, prompt_length: int, presence: float, frequency: float) -> None:
+        self.prompt_length = prompt_length
+        self.presence = presence
+        self.frequency = frequency
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prompt_length :]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype)
+        )
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class SeededSampler(LogitsProcessor):
+    """Draw the next token from the processed distribution and make it the only choice."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float(), dim=-1)
+        chosen = torch.multinomial(probs.cpu(), 1, generator=self.generator).to(scores.device)
+        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+
+
+def build_processors(
+    *,
+    prompt_length: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    presence_penalty: float,
+    frequency_penalty: float,
+    extra: list[LogitsProcessor] | None = None,
+) -> LogitsProcessorList:
+    """The processor chain for one request; temperature 0 means greedy."""
+    chain = LogitsProcessorList()
+    if presence_penalty or frequency_penalty:
+        chain.append(OpenAIPenalties(prompt_length, presence_penalty, frequency_penalty))
+    chain.extend(extra or [])
+    if temperature > 0:
+        if temperature != 1.0:
+            chain.append(TemperatureLogitsWarper(temperature))
+        if top_p < 1.0:
+            chain.append(TopPLogitsWarper(top_p))
+        generator = torch.Generator(device="cpu")
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        chain.append(SeededSampler(generator))
+    return chain

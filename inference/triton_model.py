@@ -1,0 +1,179 @@
+"""Triton Python-backend model ``vlm``: the contract's tensors in, an engine's stream out.
+
+``model_repository/vlm/1/model.py`` only imports :class:`TritonPythonModel` from here.
+The model is decoupled: ``execute`` hands each request to a worker thread and returns at
+once, and each thread streams its own responses, so one instance serves several requests
+at a time. Generation stops within a token of the client cancelling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from inference import contract
+from inference.contract import DescribeRequest, GenerateRequest
+from inference.engines import Engine, Hooks, RequestError, load_engine
+from inference.media import decode_media
+
+log = logging.getLogger("visiongate.inference")
+
+
+def _parameters(model_config: dict[str, Any]) -> dict[str, str]:
+    raw = model_config.get("parameters", {})
+    return {key: value.get("string_value", "") for key, value in raw.items()}
+
+
+def _bytes_list(request: Any, name: str) -> list[bytes]:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return []
+    return [bytes(item) for item in tensor.as_numpy().reshape(-1)]
+
+
+def _int_list(request: Any, name: str) -> list[int]:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return [] if tensor is None else [int(v) for v in tensor.as_numpy().reshape(-1)]
+
+
+def _bytes_tensor(name: str, value: bytes) -> Any:
+    return pb_utils.Tensor(name, np.array([value], dtype=np.object_))
+
+
+def _int_tensor(name: str, value: int) -> Any:
+    return pb_utils.Tensor(name, np.array([value], dtype=np.int32))
+
+
+class _Metrics:
+    """Counters on Triton's metrics endpoint: generated tokens, finished and cancelled requests."""
+
+    def __init__(self, model: str) -> None:
+        labels = {"model": model}
+        # Triton requires each family to outlive its metrics, so the families are kept here.
+        self.families = [
+            pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
+            for name, text in (
+                ("vlm_generated_tokens_total", "Tokens generated"),
+                ("vlm_cancelled_requests_total", "Requests stopped early because the client cancelled"),
+                ("vlm_completed_requests_total", "Requests generated to the end"),
+            )
+        ]
+        self.tokens, self.cancelled, self.completed = (f.Metric(labels=labels) for f in self.families)
+
+
+class TritonPythonModel:
+    """The ``vlm`` model: one engine, a pool of request threads."""
+
+    engine: Engine
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        """Load the engine named by the config's parameters."""
+        logging.basicConfig(level=os.environ.get("VISIONGATE_LOG_LEVEL", "INFO"))
+        params = _parameters(json.loads(args["model_config"]))
+        model_path = os.environ.get("VISIONGATE_MODEL_PATH") or params.get("model_path", "")
+        engine = os.environ.get("VISIONGATE_ENGINE") or params.get("engine", "transformers")
+        device = params.get("device", "auto")
+        if args.get("model_instance_kind") == "GPU":
+            device = f"cuda:{args['model_instance_device_id']}"
+        self.engine = load_engine(engine, model_path, device)
+        self.capabilities = contract.encode_capabilities(self.engine.capabilities)
+        workers = int(params.get("max_concurrent_requests", "4"))
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-request")
+        self.metrics = _Metrics(self.engine.capabilities.model)
+        self._token_lock = threading.Lock()
+        log.info("vlm ready: %s", self.capabilities.decode())
+
+    def execute(self, requests: list[Any]) -> None:
+        """Start each request on a worker thread; responses flow through its sender."""
+        for request in requests:
+            self.pool.submit(self._serve, request)
+
+    def finalize(self) -> None:
+        """Let running requests finish, then release the threads."""
+        self.pool.shutdown(wait=True)
+
+    def _serve(self, request: Any) -> None:
+        sender = request.get_response_sender()
+        try:
+            self._answer(request, sender)
+        except RequestError as exc:
+            self._fail(sender, str(exc))
+        except Exception as exc:
+            log.exception("request failed")
+            self._fail(sender, f"internal error in the vlm model: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _fail(sender: Any, message: str) -> None:
+        try:
+            response = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+            sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        except Exception:  # the client is gone; nobody is left to tell
+            log.info("could not deliver error to a departed client: %s", message)
+
+    def _answer(self, request: Any, sender: Any) -> None:
+        raw = _bytes_list(request, contract.INPUT_REQUEST)
+        if len(raw) != 1:
+            raise RequestError(f"input '{contract.INPUT_REQUEST}' must hold exactly one JSON document")
+        try:
+            parsed = contract.decode_request(raw[0])
+        except msgspec.DecodeError as exc:
+            raise RequestError(f"input '{contract.INPUT_REQUEST}' is not a valid request: {exc}") from exc
+        if isinstance(parsed, DescribeRequest):
+            out = _bytes_tensor(contract.OUTPUT_CAPABILITIES, self.capabilities)
+            sender.send(
+                pb_utils.InferenceResponse(output_tensors=[out]),
+                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+            )
+            return
+        self._generate(request, sender, parsed)
+
+    def _generate(self, request: Any, sender: Any, parsed: GenerateRequest) -> None:
+        media = decode_media(
+            _bytes_list(request, contract.INPUT_IMAGES),
+            _bytes_list(request, contract.INPUT_VIDEO_FRAMES),
+            _int_list(request, contract.INPUT_VIDEO_FRAME_COUNTS),
+        )
+        state = {"cancelled": False}
+
+        def cancelled() -> bool:
+            if not state["cancelled"] and sender.is_cancelled():
+                state["cancelled"] = True
+            return state["cancelled"]
+
+        def emit(text: str) -> None:
+            if not cancelled():
+                out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())
+                sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
+
+        final = self.engine.generate(
+            parsed, media, Hooks(emit=emit, cancelled=cancelled, on_token=self._count_token)
+        )
+        if state["cancelled"]:
+            self.metrics.cancelled.increment(1)
+            log.info("cancelled after %d generated tokens", final.completion_tokens)
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return
+        self.metrics.completed.increment(1)
+        outputs = [
+            _bytes_tensor(contract.OUTPUT_TEXT_DELTA, b""),
+            _bytes_tensor(contract.OUTPUT_FINISH_REASON, final.finish_reason.encode()),
+            _int_tensor(contract.OUTPUT_PROMPT_TOKENS, final.prompt_tokens),
+            _int_tensor(contract.OUTPUT_COMPLETION_TOKENS, final.completion_tokens),
+            _bytes_tensor(contract.OUTPUT_TOOL_CALLS, msgspec.json.encode(final.tool_calls)),
+        ]
+        sender.send(
+            pb_utils.InferenceResponse(output_tensors=outputs),
+            flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+        )
+
+    def _count_token(self) -> None:
+        with self._token_lock:
+            self.metrics.tokens.increment(1)
