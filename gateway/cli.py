@@ -21,8 +21,12 @@ def main() -> None:
 
 @app.command()
 def triton(
-    grpc_port: int | None = typer.Option(None, help="gRPC port [VISIONGATE_TRITON_GRPC_PORT, 8001]"),
-    metrics_port: int | None = typer.Option(None, help="metrics port [VISIONGATE_TRITON_METRICS_PORT, 8002]"),
+    grpc_port: int | None = typer.Option(
+        None, help="gRPC port [VISIONGATE_TRITON_GRPC_PORT, 8001]"
+    ),
+    metrics_port: int | None = typer.Option(
+        None, help="metrics port [VISIONGATE_TRITON_METRICS_PORT, 8002]"
+    ),
 ) -> None:
     """Run only the embedded Triton server, serving model_repository/ until SIGINT or SIGTERM."""
     from inference.launcher import EmbeddedTriton, TritonStartError

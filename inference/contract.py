@@ -9,7 +9,7 @@ Inputs
     ``images``              BYTES [-1]  encoded images (JPEG, PNG, ...) in the order their
                                         ``{"type": "image", "index": i}`` parts refer to them
     ``video_frames``        BYTES [-1]  encoded frames of every video, one video after another
-    ``video_frame_counts``  INT32 [-1]  frames per video, so video ``j`` is a slice of ``video_frames``
+    ``video_frame_counts``  INT32 [-1]  frames per video; video ``j`` is a slice of ``video_frames``
 
 Outputs, streamed
     ``text_delta``          BYTES [1]   UTF-8 text generated since the previous response
@@ -17,8 +17,8 @@ Outputs, streamed
     ``finish_reason``       BYTES [1]   ``stop``, ``length`` or ``tool_calls``
     ``prompt_tokens``       INT32 [1]
     ``completion_tokens``   INT32 [1]
-    ``tool_calls``          BYTES [1]   JSON list of ``{"name", "arguments"}`` (empty list when none)
-    ``capabilities``        BYTES [1]   JSON :class:`Capabilities`, only in answer to a describe request
+    ``tool_calls``          BYTES [1]   JSON list of ``{"name", "arguments"}`` (``[]`` when none)
+    ``capabilities``        BYTES [1]   JSON :class:`Capabilities`, answering a describe request
 
 A stream ends with a response whose ``triton_final_response`` parameter is true. That
 response may carry no outputs at all (the aio client cannot opt out of empty final

@@ -195,7 +195,9 @@ class EmbeddedTriton:
             if self.is_ready(model):
                 return
             time.sleep(0.25)
-        raise TritonStartError(f"model {model!r} not ready after {timeout_s:.0f} s:\n{self._tail()}")
+        raise TritonStartError(
+            f"model {model!r} not ready after {timeout_s:.0f} s:\n{self._tail()}"
+        )
 
     def _tail(self, lines: int = 40) -> str:
         return "\n".join(list(self.log_tail)[-lines:])
@@ -240,6 +242,9 @@ class EmbeddedTriton:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -24,7 +24,7 @@ def decode_media(images: list[bytes], frames: list[bytes], frame_counts: list[in
     """Decode every image and frame; a bad one raises RequestError naming its tensor and index."""
     if any(count < 0 for count in frame_counts) or sum(frame_counts) != len(frames):
         raise RequestError(
-            f"video_frame_counts sums to {sum(frame_counts)} but video_frames holds {len(frames)} frames"
+            f"video_frame_counts sums to {sum(frame_counts)}, video_frames holds {len(frames)}"
         )
     media = Media(images=[_decode(data, f"images[{i}]") for i, data in enumerate(images)])
     start = 0

@@ -8,6 +8,8 @@ global RNG could not promise.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from transformers.generation import (
     LogitsProcessor,
@@ -32,7 +34,8 @@ class OpenAIPenalties(LogitsProcessor):
         counts = torch.zeros_like(scores).scatter_add_(
             1, generated, torch.ones_like(generated, dtype=scores.dtype)
         )
-        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+        penalty = self.frequency * counts + self.presence * (counts > 0).to(scores.dtype)
+        return cast(torch.FloatTensor, scores - penalty)
 
 
 class SeededSampler(LogitsProcessor):
@@ -44,7 +47,8 @@ class SeededSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         probs = torch.softmax(scores.float(), dim=-1)
         chosen = torch.multinomial(probs.cpu(), 1, generator=self.generator).to(scores.device)
-        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+        only = torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+        return cast(torch.FloatTensor, only)
 
 
 def build_processors(

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 MODEL_ID = "visiongate/tiny-random-llava"
 DEFAULT_SEED = 0
@@ -110,7 +111,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
-def build_tokenizer():  # type: ignore[no-untyped-def]
+def build_tokenizer() -> Any:
     """A byte-level tokenizer: one token per byte, plus the chat and image specials."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -120,7 +121,9 @@ def build_tokenizer():  # type: ignore[no-untyped-def]
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+    )
     backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in ADDED_TOKENS])
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,

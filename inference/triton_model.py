@@ -62,11 +62,16 @@ class _Metrics:
             pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
             for name, text in (
                 ("vlm_generated_tokens_total", "Tokens generated"),
-                ("vlm_cancelled_requests_total", "Requests stopped early because the client cancelled"),
+                (
+                    "vlm_cancelled_requests_total",
+                    "Requests stopped early because the client cancelled",
+                ),
                 ("vlm_completed_requests_total", "Requests generated to the end"),
             )
         ]
-        self.tokens, self.cancelled, self.completed = (f.Metric(labels=labels) for f in self.families)
+        self.tokens, self.cancelled, self.completed = (
+            f.Metric(labels=labels) for f in self.families
+        )
 
 
 class TritonPythonModel:
@@ -121,11 +126,15 @@ class TritonPythonModel:
     def _answer(self, request: Any, sender: Any) -> None:
         raw = _bytes_list(request, contract.INPUT_REQUEST)
         if len(raw) != 1:
-            raise RequestError(f"input '{contract.INPUT_REQUEST}' must hold exactly one JSON document")
+            raise RequestError(
+                f"input '{contract.INPUT_REQUEST}' must hold exactly one JSON document"
+            )
         try:
             parsed = contract.decode_request(raw[0])
         except msgspec.DecodeError as exc:
-            raise RequestError(f"input '{contract.INPUT_REQUEST}' is not a valid request: {exc}") from exc
+            raise RequestError(
+                f"input '{contract.INPUT_REQUEST}' is not a valid request: {exc}"
+            ) from exc
         if isinstance(parsed, DescribeRequest):
             out = _bytes_tensor(contract.OUTPUT_CAPABILITIES, self.capabilities)
             sender.send(

@@ -42,5 +42,5 @@ class Engine(Protocol):
     capabilities: Capabilities
 
     def generate(self, request: GenerateRequest, media: Media, hooks: Hooks) -> Final:
-        """Generate an answer, streaming it through ``hooks``; return what the final response reports."""
+        """Stream an answer through ``hooks``; return what the final response reports."""
         ...

@@ -22,6 +22,7 @@ from inference import tiny_model
 from inference.contract import (
     Capabilities,
     Final,
+    FinishReason,
     GenerateRequest,
     ImagePart,
     Message,
@@ -64,7 +65,9 @@ class _StopWhen(StoppingCriteria):
         self.stream = stream
         self.cancelled = cancelled
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> Any:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> Any:
         stop = self.stream.stopped or self.cancelled()
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
@@ -108,9 +111,10 @@ class TransformersEngine:
         threads = os.environ.get("VISIONGATE_TORCH_THREADS")
         if threads:
             torch.set_num_threads(int(threads))
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+        model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        model = model.to(device).eval()
         log.info("loaded %s from %s on %s", model_id, path, device)
         return cls(model, processor, model_id, device)
 
@@ -120,7 +124,9 @@ class TransformersEngine:
             eos = self.tokenizer.eos_token_id
         return [eos] if isinstance(eos, int) else list(eos or [])
 
-    def _render(self, request: GenerateRequest, media: Media) -> tuple[list[dict[str, Any]], list[Any]]:
+    def _render(
+        self, request: GenerateRequest, media: Media
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
         """Messages as the chat template wants them, and the images in the order they appear."""
         messages: list[dict[str, Any]] = []
         images: list[Any] = []
@@ -149,7 +155,11 @@ class TransformersEngine:
         rendered: dict[str, Any] = {"role": message.role, "content": message.content}
         if message.tool_calls:
             rendered["tool_calls"] = [
-                {"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                {
+                    "id": c.id,
+                    "type": c.type,
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
                 for c in message.tool_calls
             ]
         if message.tool_call_id:
@@ -171,19 +181,23 @@ class TransformersEngine:
             )
         except Exception as exc:  # a template error is the request's fault
             raise RequestError(f"messages: the chat template rejected them ({exc})") from exc
-        inputs = self.processor(text=prompt, images=images or None, return_tensors="pt").to(self.device)
+        inputs = self.processor(text=prompt, images=images or None, return_tensors="pt").to(
+            self.device
+        )
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         context = self.capabilities.context_length or prompt_tokens + request.max_tokens
         if prompt_tokens >= context:
             raise RequestError(
-                f"the prompt is {prompt_tokens} tokens, which does not fit the context of {context} tokens"
+                f"the prompt is {prompt_tokens} tokens; the context holds {context} tokens"
             )
         max_new = max(1, min(request.max_tokens, context - prompt_tokens))
 
         stream = TextStream(
-            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True), request.stop, hooks.emit
+            lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+            request.stop,
+            hooks.emit,
         )
         streamer = _Streamer(stream, hooks.on_token)
         processors = build_processors(
@@ -210,13 +224,17 @@ class TransformersEngine:
             )
         completion_tokens = len(streamer.tokens)
         ended_on_eos = bool(streamer.tokens) and streamer.tokens[-1] in self.eos_ids
-        finish = "stop" if stream.stopped or ended_on_eos else "length"
-        if completion_tokens < max_new and not (stream.stopped or ended_on_eos):
-            finish = "stop"  # cancelled: nobody reads it, but keep it truthful
-        return Final(finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        # Out of tokens is "length"; an end token, a stop string or a cancel is "stop".
+        ran_out = completion_tokens >= max_new and not (stream.stopped or ended_on_eos)
+        finish: FinishReason = "length" if ran_out else "stop"
+        return Final(
+            finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
 
 
 def _indexed(items: list[Any], index: int, where: str, kind: str) -> Any:
     if not 0 <= index < len(items):
-        raise RequestError(f"{where}: {kind} index {index} but the request carries {len(items)} {kind}s")
+        raise RequestError(
+            f"{where}: {kind} index {index} but the request carries {len(items)} {kind}s"
+        )
     return items[index]
