@@ -111,10 +111,15 @@ class Message(msgspec.Struct, omit_defaults=True):
 
 
 class Guide(msgspec.Struct, omit_defaults=True):
-    """Constrained decoding: ``json`` (any object), ``json_schema``, or ``tool_call``."""
+    """Constrained decoding: ``json`` (any object), ``json_schema``, or ``tool_call``.
+
+    ``tool_call`` forces one call (several when ``parallel_tool_calls``) of one of
+    ``tool_names`` (default: every tool), with arguments valid for that tool's schema.
+    """
 
     type: Literal["json", "json_schema", "tool_call"]
     json_schema: dict[str, Any] | None = None
+    tool_names: list[str] | None = None
 
 
 class GenerateRequest(
@@ -131,7 +136,9 @@ class GenerateRequest(
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    # "none": the tools are left out of the prompt and the output is never read as calls.
+    tool_choice: Literal["none", "auto", "required"] | None = None
+    parallel_tool_calls: bool = True
     guide: Guide | None = None
 
 

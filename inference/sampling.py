@@ -8,6 +8,7 @@ global RNG could not promise.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -59,13 +60,13 @@ def build_processors(
     seed: int | None,
     presence_penalty: float,
     frequency_penalty: float,
-    extra: list[LogitsProcessor] | None = None,
+    extra: Sequence[LogitsProcessor] = (),
 ) -> LogitsProcessorList:
     """The processor chain for one request; temperature 0 means greedy."""
     chain = LogitsProcessorList()
     if presence_penalty or frequency_penalty:
         chain.append(OpenAIPenalties(prompt_length, presence_penalty, frequency_penalty))
-    chain.extend(extra or [])
+    chain.extend(extra)
     if temperature > 0:
         if temperature != 1.0:
             chain.append(TemperatureLogitsWarper(temperature))

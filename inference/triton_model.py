@@ -88,7 +88,8 @@ class TritonPythonModel:
         device = params.get("device", "auto")
         if args.get("model_instance_kind") == "GPU":
             device = f"cuda:{args['model_instance_device_id']}"
-        self.engine = load_engine(engine, model_path, device)
+        tool_parser = params.get("tool_parser", "hermes")
+        self.engine = load_engine(engine, model_path, device, tool_parser)
         self.capabilities = contract.encode_capabilities(self.engine.capabilities)
         workers = int(params.get("max_concurrent_requests", "4"))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-request")

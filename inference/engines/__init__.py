@@ -9,10 +9,10 @@ __all__ = ["ENGINES", "Engine", "Hooks", "Media", "RequestError", "load_engine"]
 ENGINES = ("transformers",)
 
 
-def load_engine(name: str, model_path: str, device: str) -> Engine:
+def load_engine(name: str, model_path: str, device: str, tool_parser: str = "hermes") -> Engine:
     """Load the engine ``name`` with the checkpoint at ``model_path`` (empty: the default model)."""
     if name == "transformers":
         from inference.engines.transformers_engine import TransformersEngine
 
-        return TransformersEngine.load(model_path, device=device)
+        return TransformersEngine.load(model_path, device=device, tool_parser=tool_parser)
     raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINES)}")

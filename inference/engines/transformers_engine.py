@@ -31,7 +31,9 @@ from inference.contract import (
 )
 from inference.detokenize import TextStream
 from inference.engines.base import Hooks, Media, RequestError
+from inference.guidance import Guidance, GuidedLogits
 from inference.sampling import build_processors
+from inference.tool_parsers import ToolCallFormat, tool_call_format
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +83,18 @@ def _pick_device(device: str) -> str:
 class TransformersEngine:
     """Loads a checkpoint with AutoProcessor and AutoModelForImageTextToText and streams answers."""
 
-    def __init__(self, model: Any, processor: Any, model_id: str, device: str) -> None:
+    def __init__(
+        self, model: Any, processor: Any, model_id: str, device: str, calls: ToolCallFormat
+    ) -> None:
         self.model = model
         self.processor = processor
         self.device = device
+        self.calls = calls
         self.tokenizer = processor.tokenizer
         self.eos_ids = set(self._eos_ids())
         text_config = getattr(model.config, "text_config", model.config)
+        self.vocab_size = int(text_config.vocab_size)
+        self.guidance = Guidance(self.tokenizer, self.vocab_size, sorted(self.eos_ids), calls)
         template = processor.chat_template or self.tokenizer.chat_template or ""
         has_video_processor = getattr(processor, "video_processor", None) is not None
         native_video = has_video_processor and importlib.util.find_spec("torchvision") is not None
@@ -97,12 +104,14 @@ class TransformersEngine:
             vision=getattr(processor, "image_processor", None) is not None,
             video="native" if native_video else "frames_as_images",
             tools="tools" in template,
-            guided_decoding=False,
+            guided_decoding=True,
             context_length=int(getattr(text_config, "max_position_embeddings", 0) or 0),
         )
 
     @classmethod
-    def load(cls, model_path: str, device: str = "auto") -> TransformersEngine:
+    def load(
+        cls, model_path: str, device: str = "auto", tool_parser: str = "hermes"
+    ) -> TransformersEngine:
         """Load ``model_path``, or build and load the embedded default model when it is empty."""
         path = Path(model_path) if model_path else tiny_model.ensure_built()
         marker = path / "VISIONGATE_MODEL_ID"
@@ -116,7 +125,7 @@ class TransformersEngine:
         model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
         model = model.to(device).eval()
         log.info("loaded %s from %s on %s", model_id, path, device)
-        return cls(model, processor, model_id, device)
+        return cls(model, processor, model_id, device, tool_call_format(tool_parser))
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
@@ -175,9 +184,10 @@ class TransformersEngine:
         messages, images = self._render(request, media)
         if images and not self.capabilities.vision:
             raise RequestError(f"{self.capabilities.model} does not accept images")
+        tools = request.tools if request.tool_choice != "none" else None
         try:
             prompt = self.processor.apply_chat_template(
-                messages, tools=request.tools, add_generation_prompt=True, tokenize=False
+                messages, tools=tools, add_generation_prompt=True, tokenize=False
             )
         except Exception as exc:  # a template error is the request's fault
             raise RequestError(f"messages: the chat template rejected them ({exc})") from exc
@@ -194,10 +204,16 @@ class TransformersEngine:
             )
         max_new = max(1, min(request.max_tokens, context - prompt_tokens))
 
+        guided = []
+        if request.guide is not None:
+            grammar = self.guidance.grammar(request.guide, tools, request.parallel_tool_calls)
+            matcher = self.guidance.matcher(grammar)
+            guided.append(GuidedLogits(matcher, prompt_tokens, self.vocab_size))
         stream = TextStream(
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
             request.stop,
             hooks.emit,
+            divert=self.calls.open if tools else None,
         )
         streamer = _Streamer(stream, hooks.on_token)
         processors = build_processors(
@@ -207,6 +223,7 @@ class TransformersEngine:
             seed=request.seed,
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
+            extra=guided,
         )
         config = GenerationConfig(
             max_new_tokens=max_new,
@@ -222,13 +239,21 @@ class TransformersEngine:
                 stopping_criteria=StoppingCriteriaList([_StopWhen(stream, hooks.cancelled)]),
                 streamer=streamer,
             )
+        calls: list[dict[str, Any]] = []
+        if stream.diverted:
+            rest, calls = self.calls.parse(stream.unsent)
+            if rest and not hooks.cancelled():
+                hooks.emit(rest)
         completion_tokens = len(streamer.tokens)
         ended_on_eos = bool(streamer.tokens) and streamer.tokens[-1] in self.eos_ids
         # Out of tokens is "length"; an end token, a stop string or a cancel is "stop".
         ran_out = completion_tokens >= max_new and not (stream.stopped or ended_on_eos)
-        finish: FinishReason = "length" if ran_out else "stop"
+        finish: FinishReason = "tool_calls" if calls else "length" if ran_out else "stop"
         return Final(
-            finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            finish_reason=finish,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            tool_calls=calls,
         )
 
 

@@ -42,3 +42,13 @@ def test_held_back_text_is_released_when_it_is_not_a_stop() -> None:
     deltas, stream = run("abcSTOxyz", ["STOP"])
     assert "".join(deltas) == "abcSTOxyz"
     assert not stream.stopped
+
+
+def test_text_after_the_divert_marker_is_kept_back() -> None:
+    deltas: list[str] = []
+    stream = TextStream(decode, [], deltas.append, divert="<tool_call>")
+    for byte in b'Let me look.<tool_call>{"name": "f"}</tool_call>':
+        stream.add(byte)
+    stream.finish()
+    assert "".join(deltas) == "Let me look."
+    assert stream.diverted and stream.unsent == '<tool_call>{"name": "f"}</tool_call>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Answer:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    tool_calls: list[dict] = field(default_factory=list)
     capabilities: contract.Capabilities | None = None
     error: str | None = None
 
@@ -104,6 +106,7 @@ async def stream(
             answer.finish_reason = result.as_numpy(contract.OUTPUT_FINISH_REASON)[0].decode()
             answer.prompt_tokens = int(result.as_numpy(contract.OUTPUT_PROMPT_TOKENS)[0])
             answer.completion_tokens = int(result.as_numpy(contract.OUTPUT_COMPLETION_TOKENS)[0])
+            answer.tool_calls = json.loads(result.as_numpy(contract.OUTPUT_TOOL_CALLS)[0])
         if contract.OUTPUT_CAPABILITIES in names:
             data = result.as_numpy(contract.OUTPUT_CAPABILITIES)[0]
             answer.capabilities = contract.decode_capabilities(data)
