@@ -72,6 +72,15 @@ class _Metrics:
         self.tokens, self.cancelled, self.completed = (
             f.Metric(labels=labels) for f in self.families
         )
+        # The backend's metric calls are not thread-safe: concurrent increments from request
+        # threads crash tritonserver (SIGSEGV in libtriton_python.so). One lock for all of them.
+        self._lock = threading.Lock()
+
+    def record(self, tokens: int, cancelled: bool) -> None:
+        """Count one finished request and the tokens it generated."""
+        with self._lock:
+            self.tokens.increment(tokens)
+            (self.cancelled if cancelled else self.completed).increment(1)
 
 
 class TritonPythonModel:
@@ -94,7 +103,6 @@ class TritonPythonModel:
         workers = int(params.get("max_concurrent_requests", "4"))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-request")
         self.metrics = _Metrics(self.engine.capabilities.model)
-        self._token_lock = threading.Lock()
         log.info("vlm ready: %s", self.capabilities.decode())
 
     def execute(self, requests: list[Any]) -> None:
@@ -163,15 +171,13 @@ class TritonPythonModel:
                 out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())
                 sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
 
-        final = self.engine.generate(
-            parsed, media, Hooks(emit=emit, cancelled=cancelled, on_token=self._count_token)
-        )
+        final = self.engine.generate(parsed, media, Hooks(emit=emit, cancelled=cancelled))
         if state["cancelled"]:
-            self.metrics.cancelled.increment(1)
+            self.metrics.record(final.completion_tokens, cancelled=True)
             log.info("cancelled after %d generated tokens", final.completion_tokens)
             sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             return
-        self.metrics.completed.increment(1)
+        self.metrics.record(final.completion_tokens, cancelled=False)
         outputs = [
             _bytes_tensor(contract.OUTPUT_TEXT_DELTA, b""),
             _bytes_tensor(contract.OUTPUT_FINISH_REASON, final.finish_reason.encode()),
@@ -183,7 +189,3 @@ class TritonPythonModel:
             pb_utils.InferenceResponse(output_tensors=outputs),
             flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
         )
-
-    def _count_token(self) -> None:
-        with self._token_lock:
-            self.metrics.tokens.increment(1)

@@ -234,3 +234,26 @@ async def test_top_p_and_penalties_shape_the_sampling(client: aio.InferenceServe
     )
     # Untrained greedy decoding loops over a few characters; penalties push it to new ones.
     assert len(set(penalised.text)) > len(set(greedy.text))
+
+
+async def test_many_concurrent_streams_some_cancelled_all_served(
+    client: aio.InferenceServerClient, triton: EmbeddedTriton
+) -> None:
+    # Many one-token requests ending at once on the model's threads: this crashed tritonserver
+    # (SIGSEGV) while the model's metric updates were not serialised.
+    completed = metric(triton.metrics_url, "vlm_completed_requests_total")
+    slots = asyncio.Semaphore(16)
+
+    async def one(seed: int) -> contract.FinishReason | None:
+        cancel = seed % 25 == 0
+        request = GenerateRequest(messages=[user("Hi")], max_tokens=300 if cancel else 1, seed=seed)
+        async with slots:
+            answer = await stream(client, request, stop_after=1 if cancel else None)
+        assert answer.error is None, answer.error
+        return None if cancel else answer.finish_reason
+
+    finishes = await asyncio.gather(*(one(seed) for seed in range(800)))
+    assert triton.is_ready()
+    answered = [f for f in finishes if f is not None]
+    assert len(answered) == 768 and set(answered) <= {"length", "stop"}
+    assert metric(triton.metrics_url, "vlm_completed_requests_total") >= completed + 768
