@@ -33,6 +33,9 @@ format: install
 
 bench: install
 	$(PY) -m bench.triton_bench
+	$(PY) -m bench.gateway_bench
+	$(PY) -m bench.limits_bench
+	$(PY) -m bench.guided_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,14 +9,44 @@ from types import FrameType
 
 import typer
 
+from gateway.admin import db as admin_db
+from gateway.admin import keys as admin_keys
+from gateway.admin import orgs as admin_orgs
+from gateway.admin import tiers as admin_tiers
+from gateway.admin import usage as admin_usage
 from gateway.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+app.add_typer(admin_orgs.app, name="orgs")
+app.add_typer(admin_keys.app, name="keys")
+app.add_typer(admin_tiers.app, name="tiers")
+app.add_typer(admin_db.app, name="db")
+app.command("usage")(admin_usage.usage)
 
 
 @app.callback()
 def main() -> None:
     """visiongate: an OpenAI- and Groq-compatible gateway for vision-language models on Triton."""
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="address to bind [VISIONGATE_HOST, 127.0.0.1]"),
+    port: int | None = typer.Option(None, help="HTTP port [VISIONGATE_PORT, 8000]"),
+    workers: int | None = typer.Option(None, help="worker processes [VISIONGATE_WORKERS, 1]"),
+) -> None:
+    """Run the gateway; it starts the embedded Triton unless VISIONGATE_TRITON_URL is set."""
+    from gateway.server import serve as run_gateway
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = Settings()
+    code = run_gateway(
+        settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

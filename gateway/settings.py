@@ -4,9 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inference.launcher import DEFAULT_MODEL_REPOSITORY
+
+# Documented in docs/admin.md; `serve` warns while it is in use, compose.yaml overrides it.
+DEV_KEY_SECRET = "visiongate-development-key-secret"
+
+
+class ModelSettings(BaseModel):
+    """A public model id and its Triton model; unset capabilities come from the model."""
+
+    id: str
+    triton_model: str = "vlm"
+    aliases: list[str] = []
+    owned_by: str = "visiongate"
+    description: str = ""
+    vision: bool | None = None
+    video: bool | None = None
+    tools: bool | None = None
+    json_mode: bool | None = None
+    max_images: int | None = None
+    context_length: int | None = None
+
+
+DEFAULT_MODELS = [
+    ModelSettings(
+        id="visiongate/tiny-random-llava",
+        description="An untrained miniature LLaVA built from a seed: every mechanism is real, "
+        "its words are random noise.",
+    )
+]
 
 
 class Settings(BaseSettings):
@@ -22,3 +51,56 @@ class Settings(BaseSettings):
     triton_startup_timeout_s: float = 300.0
     triton_exit_timeout_s: int = 30
     model_repository: Path = DEFAULT_MODEL_REPOSITORY
+
+    # Storage (docs/admin.md). None: sqlite+aiosqlite at $VISIONGATE_CACHE_DIR/visiongate.db.
+    database_url: str | None = None
+    sqlite_busy_timeout_ms: int = 5_000
+
+    # API keys. Set a real key_secret in production: keys are stored as HMAC-SHA-256 with it,
+    # so changing it invalidates every key. The default is for development only.
+    key_secret: SecretStr = SecretStr(DEV_KEY_SECRET)
+    key_cache_ttl_s: float = 60.0
+    key_negative_cache_ttl_s: float = 1.0
+    key_cache_size: int = 100_000
+    # How often each worker polls the config revision; bounds revocation staleness (< 1 s).
+    config_poll_interval_s: float = 0.5
+    last_used_flush_interval_s: float = 10.0
+
+    # Rate limits. None: the in-process limiter (exact for one process only).
+    redis_url: str | None = None
+    redis_key_prefix: str = "visiongate:"
+    redis_timeout_s: float = 0.25
+    # Admissions beyond the pool wait for a connection (up to the timeout) instead of failing.
+    redis_max_connections: int = 64
+    redis_pool_timeout_s: float = 2.0
+    redis_retry_interval_s: float = 1.0
+    # Redis unreachable: False keeps serving on each process's own limiter, True answers 503.
+    limits_fail_closed: bool = False
+    concurrency_lease_ttl_s: float = 30.0
+    concurrency_retry_after_s: float = 1.0
+    # Admission reserves an estimate of the prompt plus max_tokens; settled to the real count.
+    chars_per_token_estimate: float = 4.0
+    image_tokens_estimate: int = 576
+    video_frame_tokens_estimate: int = 576
+    max_tokens_estimate: int = 1_024
+
+    # Usage records are committed in batches; a request's record is awaited before its end.
+    usage_batch_size: int = 256
+    usage_flush_interval_s: float = 0.02
+    usage_commit_attempts: int = 3
+
+    # The HTTP gateway (`visiongate serve`).
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    access_log: bool = False
+    graceful_shutdown_s: int = 30
+    max_request_body_bytes: int = 32 * 1024 * 1024
+    # Public model ids and their Triton models, as JSON (VISIONGATE_MODELS).
+    models: list[ModelSettings] = DEFAULT_MODELS
+    default_max_images: int = 5
+    # The gateway's Triton client.
+    triton_request_timeout_s: float = 600.0
+    triton_health_timeout_s: float = 2.0
+    triton_reconnect_backoff_max_ms: int = 1000
+    retry_after_s: int = 5

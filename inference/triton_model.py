@@ -53,34 +53,42 @@ def _int_tensor(name: str, value: int) -> Any:
 
 
 class _Metrics:
-    """Counters on Triton's metrics endpoint: generated tokens, finished and cancelled requests."""
+    """Triton metrics of the model: tokens, finished and cancelled requests, requests in flight."""
 
     def __init__(self, model: str) -> None:
         labels = {"model": model}
+        counter, gauge = pb_utils.MetricFamily.COUNTER, pb_utils.MetricFamily.GAUGE
         # Triton requires each family to outlive its metrics, so the families are kept here.
         self.families = [
-            pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
-            for name, text in (
-                ("vlm_generated_tokens_total", "Tokens generated"),
-                (
-                    "vlm_cancelled_requests_total",
-                    "Requests stopped early because the client cancelled",
-                ),
-                ("vlm_completed_requests_total", "Requests generated to the end"),
+            pb_utils.MetricFamily(name=name, description=text, kind=kind)
+            for name, text, kind in (
+                ("vlm_generated_tokens_total", "Tokens generated", counter),
+                ("vlm_cancelled_requests_total", "Requests the client cancelled", counter),
+                ("vlm_completed_requests_total", "Requests generated to the end", counter),
+                ("vlm_requests_in_flight", "Requests generating now", gauge),
             )
         ]
-        self.tokens, self.cancelled, self.completed = (
+        self.tokens, self.cancelled, self.completed, self.in_flight = (
             f.Metric(labels=labels) for f in self.families
         )
         # The backend's metric calls are not thread-safe: concurrent increments from request
         # threads crash tritonserver (SIGSEGV in libtriton_python.so). One lock for all of them.
         self._lock = threading.Lock()
 
-    def record(self, tokens: int, cancelled: bool) -> None:
-        """Count one finished request and the tokens it generated."""
+    def started(self) -> None:
+        """A request began generating."""
         with self._lock:
+            self.in_flight.increment(1)
+
+    def finished(self, tokens: int, outcome: str) -> None:
+        """Count one request that ended (``completed``, ``cancelled`` or ``failed``)."""
+        with self._lock:
+            self.in_flight.increment(-1)
             self.tokens.increment(tokens)
-            (self.cancelled if cancelled else self.completed).increment(1)
+            if outcome == "completed":
+                self.completed.increment(1)
+            elif outcome == "cancelled":
+                self.cancelled.increment(1)
 
 
 class TritonPythonModel:
@@ -171,13 +179,18 @@ class TritonPythonModel:
                 out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())
                 sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
 
-        final = self.engine.generate(parsed, media, Hooks(emit=emit, cancelled=cancelled))
+        self.metrics.started()
+        try:
+            final = self.engine.generate(parsed, media, Hooks(emit=emit, cancelled=cancelled))
+        except BaseException:
+            self.metrics.finished(0, "failed")
+            raise
         if state["cancelled"]:
-            self.metrics.record(final.completion_tokens, cancelled=True)
+            self.metrics.finished(final.completion_tokens, "cancelled")
             log.info("cancelled after %d generated tokens", final.completion_tokens)
             sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             return
-        self.metrics.record(final.completion_tokens, cancelled=False)
+        self.metrics.finished(final.completion_tokens, "completed")
         outputs = [
             _bytes_tensor(contract.OUTPUT_TEXT_DELTA, b""),
             _bytes_tensor(contract.OUTPUT_FINISH_REASON, final.finish_reason.encode()),

@@ -1,0 +1,170 @@
+"""The stages around inference: whose key (auth), may they (limits), and what it cost (usage).
+
+``authenticate`` and ``admit`` run before media intake; ``finish`` runs exactly once per
+admitted request, before its last byte goes out: it commits the usage record, corrects the
+token reservation to what was really used, and frees the concurrency slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from gateway.api.chat_request import ChatCompletionRequest
+from gateway.api.services import Services
+from gateway.auth import InvalidApiKey, Principal
+from gateway.errors import ApiError
+from gateway.limits import (
+    Decision,
+    LimiterUnavailable,
+    count_chat,
+    error_body,
+    estimate_tokens,
+    rate_limit_headers,
+    unavailable_body,
+)
+from gateway.usage import Usage
+from inference import contract
+
+
+class Unauthorized(ApiError):
+    """Missing, unknown, revoked or expired key: one answer for all (401)."""
+
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class Refused(ApiError):
+    """A limit or the quota says no (429), or the request alone exceeds a limit (413)."""
+
+    def __init__(self, status_code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        detail = body["error"]
+        super().__init__(detail["message"], code=detail["code"], headers=headers)
+        self.status_code = status_code
+        self.type = detail["type"]
+
+
+class LimiterDown(ApiError):
+    """Redis is unreachable and the limiter is set to fail closed (503)."""
+
+    status_code = 503
+    type = "service_unavailable"
+
+
+async def authenticate(services: Services, request: Request) -> Principal:
+    """The organisation behind the request's bearer key."""
+    try:
+        return await services.auth.authenticate(request.headers.get("authorization"))
+    except InvalidApiKey as exc:
+        raise Unauthorized(exc.message) from None
+
+
+@dataclass
+class Ticket:
+    """An admitted request: who, what was reserved, and how it ends."""
+
+    principal: Principal
+    model: str
+    request_id: str
+    decision: Decision
+    headers: dict[str, str]
+    prompt_estimate: int
+    images: int
+    received: float = field(default_factory=time.perf_counter)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    first_token: float | None = None
+    deltas: int = 0
+    finished: bool = False
+
+
+async def admit(
+    services: Services,
+    principal: Principal,
+    chat: ChatCompletionRequest,
+    model: str,
+    request_id: str,
+) -> Ticket:
+    """Reserve the request's estimated tokens and a concurrency slot, or refuse it."""
+    settings = services.settings
+    chars, messages, images = count_chat(msgspec.to_builtins(chat.messages))
+    max_tokens = chat.max_completion_tokens or chat.max_tokens
+    tokens = estimate_tokens(
+        settings,
+        text_chars=chars,
+        messages=messages,
+        images=images,
+        video_frames=0,
+        max_tokens=max_tokens,
+    )
+    limits = services.catalog.limits_for(principal.tier, model)
+    try:
+        decision = await services.limiter.admit(principal.org_id, model, limits, tokens)
+    except LimiterUnavailable as exc:
+        body, headers = unavailable_body(exc)
+        raise LimiterDown(
+            body["error"]["message"], code=body["error"]["code"], headers=headers
+        ) from None
+    headers = rate_limit_headers(decision)
+    if not decision.allowed:
+        raise Refused(
+            decision.status_code, error_body(decision, model, principal.org_name), headers
+        )
+    completion = max_tokens or settings.max_tokens_estimate
+    return Ticket(
+        principal=principal,
+        model=model,
+        request_id=request_id,
+        decision=decision,
+        headers=headers,
+        prompt_estimate=max(0, tokens - completion),
+        images=images,
+    )
+
+
+async def finish(
+    services: Services, ticket: Ticket, status: str, final: contract.Final | None
+) -> None:
+    """Record usage and settle the limiter, once; a client leaving cannot interrupt it.
+
+    Without a final (cancelled or failed), the prompt is the admission estimate and the
+    completion the deltas already streamed.
+    """
+    if ticket.finished:
+        return
+    ticket.finished = True
+    await asyncio.shield(_finish(services, ticket, status, final))
+
+
+async def _finish(
+    services: Services, ticket: Ticket, status: str, final: contract.Final | None
+) -> None:
+    prompt = final.prompt_tokens if final else (ticket.prompt_estimate if ticket.deltas else 0)
+    completion = final.completion_tokens if final else ticket.deltas
+    now = time.perf_counter()
+    usage = Usage(
+        request_id=ticket.request_id,
+        org_id=ticket.principal.org_id,
+        key_id=ticket.principal.key_id,
+        model=ticket.model,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        images=ticket.images,
+        video_frames=0,
+        status=status[:32],
+        started_at=ticket.started_at,
+        first_token_ms=None
+        if ticket.first_token is None
+        else (ticket.first_token - ticket.received) * 1000,
+        duration_ms=(now - ticket.received) * 1000,
+    )
+    try:
+        await services.recorder.record(usage)
+    finally:
+        if ticket.decision.reservation is not None:
+            await services.limiter.finish(ticket.decision.reservation, prompt + completion)

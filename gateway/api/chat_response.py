@@ -1,0 +1,132 @@
+"""The chat-completions response and stream chunks, shaped exactly as OpenAI and Groq send them.
+
+Groq's extras sit where Groq puts them: on a completion, the timing fields inside ``usage``
+and ``x_groq: {id}``; in a stream, ``x_groq: {id}`` on the first chunk and
+``x_groq: {id, usage}`` on the chunk that carries the finish reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+
+class Usage(msgspec.Struct):
+    """Token counts, with Groq's timings in seconds."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    queue_time: float
+    prompt_time: float
+    completion_time: float
+    total_time: float
+
+
+class XGroq(msgspec.Struct, omit_defaults=True):
+    """Groq's per-request object."""
+
+    id: str
+    usage: Usage | None = None
+
+
+class ToolCallFunction(msgspec.Struct):
+    """The function of a tool call the model made."""
+
+    name: str
+    arguments: str
+
+
+class ToolCall(msgspec.Struct):
+    """A tool call the model made."""
+
+    id: str
+    function: ToolCallFunction
+    type: str = "function"
+
+
+class AssistantMessage(msgspec.Struct, omit_defaults=True):
+    """The answer."""
+
+    role: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+
+class Choice(msgspec.Struct):
+    """The one choice of a completion."""
+
+    message: AssistantMessage
+    finish_reason: str
+    index: int = 0
+    logprobs: None = None
+
+
+class ChatCompletion(msgspec.Struct):
+    """A ``chat.completion`` object."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    x_groq: XGroq
+    object: str = "chat.completion"
+    system_fingerprint: str | None = None
+
+
+class ToolCallDelta(msgspec.Struct):
+    """A tool call inside a stream, sent whole in one chunk."""
+
+    index: int
+    id: str
+    function: ToolCallFunction
+    type: str = "function"
+
+
+class Delta(msgspec.Struct, omit_defaults=True):
+    """What a chunk adds to the message."""
+
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(msgspec.Struct):
+    """The one choice of a chunk."""
+
+    delta: Delta
+    finish_reason: str | None = None
+    index: int = 0
+    logprobs: None = None
+
+
+class ChatCompletionChunk(msgspec.Struct):
+    """A ``chat.completion.chunk`` object; ``usage`` is present only when usage was asked for."""
+
+    id: str
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    object: str = "chat.completion.chunk"
+    system_fingerprint: str | None = None
+    usage: Usage | UnsetType | None = UNSET
+    x_groq: XGroq | UnsetType = UNSET
+
+
+def tool_calls(raw: list[dict[str, Any]], request_id: str) -> list[ToolCall]:
+    """The model's ``{"name", "arguments"}`` list as OpenAI tool calls with ids."""
+    return [
+        ToolCall(
+            id=f"call_{request_id[-12:]}{i}",
+            function=ToolCallFunction(
+                name=str(call.get("name", "")),
+                arguments=call["arguments"]
+                if isinstance(call.get("arguments"), str)
+                else msgspec.json.encode(call.get("arguments", {})).decode(),
+            ),
+        )
+        for i, call in enumerate(raw)
+    ]

@@ -1,0 +1,62 @@
+"""What request handlers share within one worker process, opened and closed with the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from gateway.auth import Authenticator
+from gateway.backend.triton import TritonBackend
+from gateway.db import create_engine, session_factory
+from gateway.db.revision import RevisionWatcher
+from gateway.limits import RateLimiter, TierCatalog
+from gateway.registry import Registry
+from gateway.settings import Settings
+from gateway.usage import MonthlyTokens, UsageRecorder
+
+
+@dataclass
+class Services:
+    """This worker's settings, models, Triton client, key lookup, limiter and usage recorder."""
+
+    settings: Settings
+    registry: Registry
+    backend: TritonBackend
+    auth: Authenticator
+    catalog: TierCatalog
+    limiter: RateLimiter
+    recorder: UsageRecorder
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Open everything inside the worker's event loop; close it in reverse order.
+
+    Closing flushes what is still queued: usage records and keys' ``last_used``.
+    """
+    async with AsyncExitStack() as stack:
+        url = settings.triton_url or f"{settings.triton_host}:{settings.triton_grpc_port}"
+        backend = TritonBackend(settings, url)
+        await backend.open()
+        stack.push_async_callback(backend.close)
+        registry = Registry(settings)
+        await registry.describe(backend.describe)
+
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        sessions = session_factory(engine)
+        watcher = RevisionWatcher(sessions, settings.config_poll_interval_s)
+        auth = Authenticator(sessions, watcher, settings)
+        catalog = TierCatalog(sessions, watcher)  # loads on the watcher's first poll
+        await watcher.start()
+        stack.push_async_callback(watcher.close)
+        auth.start()
+        stack.push_async_callback(auth.close)
+        limiter = RateLimiter(settings, quota_baseline=MonthlyTokens(sessions))
+        limiter.start()
+        stack.push_async_callback(limiter.close)
+        recorder = UsageRecorder(sessions, settings)
+        recorder.start()
+        stack.push_async_callback(recorder.close)
+        yield Services(settings, registry, backend, auth, catalog, limiter, recorder)

@@ -1,0 +1,57 @@
+"""The Litestar application: ``create_app(settings)`` is the one place things are wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+
+from gateway.api.chat import ChatController
+from gateway.api.health import HealthController
+from gateway.api.models import ModelsController
+from gateway.api.services import open_services
+from gateway.errors import handle_exception
+from gateway.settings import Settings
+
+log = logging.getLogger("visiongate.app")
+
+
+class GatewayPlugin(InitPluginProtocol):
+    """Registers the controllers, the error mapping, and the per-worker services."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add visiongate's parts to the app being built."""
+        app_config.route_handlers.extend([ChatController, ModelsController, HealthController])
+        # One handler for every exception type keeps every error body OpenAI-shaped.
+        app_config.exception_handlers[Exception] = handle_exception
+        app_config.lifespan.append(self._services)
+        app_config.request_max_body_size = self.settings.max_request_body_bytes
+        return app_config
+
+    @asynccontextmanager
+    async def _services(self, app: Litestar) -> AsyncIterator[None]:
+        """Open this worker's services inside its event loop; flush and close them at exit."""
+        async with open_services(self.settings) as services:
+            app.state.services = services
+            models = [entry.id for entry in services.registry.entries]
+            log.info(
+                "gateway ready: models %s, limits %s", models, services.limiter.health().backend
+            )
+            yield
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the gateway for ``settings`` (from VISIONGATE_* environment variables by default)."""
+    settings = settings or Settings()
+    return Litestar(
+        plugins=[GatewayPlugin(settings)],
+        openapi_config=None,
+        debug=False,
+    )

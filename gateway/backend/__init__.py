@@ -1,0 +1,5 @@
+"""The model backend: Triton over gRPC."""
+
+from gateway.backend.triton import TritonBackend
+
+__all__ = ["TritonBackend"]

@@ -1,0 +1,58 @@
+"""The async engine and session factory, from ``VISIONGATE_DATABASE_URL``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from gateway.settings import Settings
+from inference.tiny_model import cache_dir
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded default: a SQLite file under the cache dir."""
+    if settings.database_url:
+        return settings.database_url
+    path = cache_dir() / "visiongate.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether the URL names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """An async engine; on SQLite with WAL and a busy timeout so several processes share a file."""
+    url = url or database_url(settings)
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url)
+    busy_timeout_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers in other workers proceed while one writes; busy_timeout makes a
+        # writer wait for the lock instead of failing with "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,116 @@
+"""The Redis limiter: one Lua script call (one round trip) per admission, shared by every worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.resources import files
+
+from redis.asyncio import Redis
+
+from gateway.limits.decision import Reservation
+
+SCRIPTS = files("gateway.limits")
+
+
+def _limit(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+class RedisBackend:
+    """GCRA state, leases and monthly counters in Redis, under ``{prefix}{org:model}:…``.
+
+    The org and model form the hash tag, so every key of one decision lives in one slot
+    (Redis Cluster) and one script can touch them all.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        lease_ttl_s: float,
+        concurrency_retry_after_s: float,
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the Redis key prefix must not contain braces: they form hash tags")
+        self.client = client
+        self._prefix = prefix
+        self._lease_ttl_ms = int(lease_ttl_s * 1000)
+        self._concurrency_retry_ms = int(concurrency_retry_after_s * 1000)
+        self._admit = client.register_script(SCRIPTS.joinpath("admit.lua").read_text())
+        self._settle = client.register_script(SCRIPTS.joinpath("settle.lua").read_text())
+        self._renew = client.register_script(SCRIPTS.joinpath("renew.lua").read_text())
+
+    def _key(self, org_id: int, model: str, name: str) -> str:
+        # Braces in a model name would end the hash tag early; they never occur in real ids.
+        tag = f"{org_id}:{model}".replace("{", "(").replace("}", ")")
+        return f"{self._prefix}{{{tag}}}:{name}"
+
+    def _keys(self, reservation: Reservation) -> dict[str, str]:
+        org, model = reservation.org_id, reservation.model
+        return {
+            name: self._key(org, model, name) for name in ("rpm", "rpd", "tpm", "tpd", "leases")
+        } | {"quota": self._key(org, model, f"tokens:{reservation.month}")}
+
+    async def admit(
+        self, reservation: Reservation, quota_baseline: int, quota_retry_ms: int
+    ) -> list[int]:
+        """Run admit.lua; returns the raw result."""
+        keys = self._keys(reservation)
+        limits = reservation.limits
+        result = await self._admit(
+            keys=[keys[name] for name in ("rpm", "rpd", "tpm", "tpd", "leases", "quota")],
+            args=[
+                _limit(limits.rpm),
+                _limit(limits.rpd),
+                _limit(limits.tpm),
+                _limit(limits.tpd),
+                _limit(limits.concurrency),
+                _limit(limits.monthly_tokens),
+                reservation.tokens,
+                reservation.lease_id or "",
+                self._lease_ttl_ms,
+                quota_baseline,
+                # The counter outlives its month by a day, then disappears on its own.
+                quota_retry_ms + 86_400_000,
+                quota_retry_ms,
+                self._concurrency_retry_ms,
+            ],
+        )
+        return [int(value) for value in result]
+
+    async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Run settle.lua: correct the tokens, release the lease."""
+        keys = self._keys(reservation)
+        limits = reservation.limits
+        await self._settle(
+            keys=[keys["tpm"], keys["tpd"], keys["leases"], keys["quota"]],
+            args=[
+                actual_tokens - reservation.tokens,
+                _limit(limits.tpm),
+                _limit(limits.tpd),
+                _limit(limits.monthly_tokens),
+                reservation.lease_id or "",
+            ],
+        )
+
+    async def renew(self, reservations: Iterable[Reservation]) -> None:
+        """Renew every live lease in one pipelined round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            queued = False
+            for reservation in reservations:
+                if reservation.lease_id is None:
+                    continue
+                await self._renew(
+                    keys=[self._keys(reservation)["leases"]],
+                    args=[reservation.lease_id, self._lease_ttl_ms],
+                    client=pipe,
+                )
+                queued = True
+            if queued:
+                await pipe.execute()
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose(close_connection_pool=True)

@@ -1,0 +1,75 @@
+"""``visiongate serve``: the embedded Triton (unless one is configured) and the HTTP workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import uvicorn
+
+from gateway.admin import development_secret_warning, ensure_default_organisation
+from gateway.db import migrate
+from gateway.settings import Settings
+
+log = logging.getLogger("visiongate.server")
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate; on an empty database create the ``default`` organisation and print its key once."""
+    migrate.upgrade(settings)
+    secret = asyncio.run(ensure_default_organisation(settings))
+    if secret is not None:
+        print(  # stdout, not the log: the key is shown once, to the operator
+            "visiongate: created organisation 'default' (tier free) and its API key; "
+            "it is shown only this once:\n" + secret,
+            flush=True,
+        )
+    warning = development_secret_warning(settings)
+    if warning:
+        log.warning("%s", warning)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    """Run the gateway until SIGINT/SIGTERM; return the exit code."""
+    prepare_database(settings)
+    triton = None
+    if settings.triton_url is None:
+        from inference.launcher import EmbeddedTriton, TritonStartError
+
+        triton = EmbeddedTriton(
+            settings.model_repository,
+            host=settings.triton_host,
+            grpc_port=settings.triton_grpc_port,
+            metrics_port=settings.triton_metrics_port,
+            exit_timeout_s=settings.triton_exit_timeout_s,
+        )
+        try:
+            triton.start()
+            triton.wait_ready(timeout_s=settings.triton_startup_timeout_s)
+        except (TritonStartError, KeyboardInterrupt) as exc:
+            triton.stop()
+            log.error("Triton did not start: %s", exc)
+            return 1
+        # Every worker reads its settings from the environment: point them all at this one.
+        os.environ["VISIONGATE_TRITON_URL"] = triton.grpc_url
+        log.info("embedded Triton ready on grpc://%s", triton.grpc_url)
+    try:
+        # uvicorn with uvloop and httptools: already a dependency, one process per worker
+        # (its supervisor restarts a dead one), and its per-request cost fits the overhead
+        # budget measured by bench/gateway_bench.py.
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=settings.access_log,
+            timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        )
+    finally:
+        if triton is not None:
+            triton.stop()
+    return 0

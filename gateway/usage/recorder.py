@@ -1,0 +1,114 @@
+"""Usage records, committed in batches; ``record`` returns only once its row is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.db.models import UsageRecord
+from gateway.settings import Settings
+
+log = logging.getLogger("visiongate.usage")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One request's final accounting."""
+
+    request_id: str
+    org_id: int
+    key_id: int | None
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    images: int
+    video_frames: int
+    status: str
+    started_at: datetime
+    first_token_ms: float | None
+    duration_ms: float
+
+
+class RecorderClosed(RuntimeError):
+    """``record`` after ``close``: the record would not be written."""
+
+
+class UsageRecorder:
+    """Group concurrent records into one INSERT per batch.
+
+    A request awaits its own record before sending its final chunk, so a response the client
+    saw complete always has its usage committed. Batches form while a commit is in flight
+    (group commit), plus an optional short wait, ``usage_flush_interval_s``.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessions = sessions
+        self._batch_size = settings.usage_batch_size
+        self._interval_s = settings.usage_flush_interval_s
+        self._attempts = settings.usage_commit_attempts
+        self._pending: list[tuple[Usage, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def record(self, usage: Usage) -> None:
+        """Queue a record and wait until it is committed; raises if it could not be."""
+        if self._closed or self._task is None:
+            raise RecorderClosed("usage recorder is not running")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((usage, future))
+        self._wake.set()
+        # Shielded: a client disconnecting must not cancel the write of its usage.
+        await asyncio.shield(future)
+
+    def start(self) -> None:
+        """Start the writer (call once the event loop runs)."""
+        self._task = asyncio.create_task(self._run(), name="visiongate-usage")
+
+    async def close(self) -> None:
+        """Stop taking records and commit every one already queued."""
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._closed and len(self._pending) < self._batch_size and self._interval_s:
+                await asyncio.sleep(self._interval_s)
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self._batch_size]
+                del self._pending[: self._batch_size]
+                await self._commit(batch)
+            if self._closed:
+                return
+
+    async def _commit(self, batch: list[tuple[Usage, asyncio.Future[None]]]) -> None:
+        rows = [asdict(usage) for usage, _ in batch]
+        error: Exception | None = None
+        for attempt in range(self._attempts):
+            try:
+                async with self._sessions() as session, session.begin():
+                    await session.execute(insert(UsageRecord), rows)
+            except Exception as exc:
+                error = exc
+                log.warning("usage commit failed (attempt %d)", attempt + 1, exc_info=True)
+                await asyncio.sleep(0.1 * 2**attempt)
+            else:
+                error = None
+                break
+        for _, future in batch:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
