@@ -15,6 +15,7 @@ from gateway.api.health import HealthController
 from gateway.api.models import ModelsController
 from gateway.api.services import open_services
 from gateway.errors import handle_exception
+from gateway.playground import playground_router
 from gateway.settings import Settings
 
 log = logging.getLogger("visiongate.app")
@@ -28,7 +29,9 @@ class GatewayPlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add visiongate's parts to the app being built."""
-        app_config.route_handlers.extend([ChatController, ModelsController, HealthController])
+        app_config.route_handlers.extend(
+            [ChatController, ModelsController, HealthController, playground_router]
+        )
         # One handler for every exception type keeps every error body OpenAI-shaped.
         app_config.exception_handlers[Exception] = handle_exception
         app_config.lifespan.append(self._services)

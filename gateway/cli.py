@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from types import FrameType
 
 import typer
@@ -71,10 +72,15 @@ def triton(
         exit_timeout_s=settings.triton_exit_timeout_s,
     )
 
+    stopping = threading.Event()
+
     def shutdown(signum: int, frame: FrameType | None) -> None:
         typer.echo(f"visiongate: {signal.Signals(signum).name}, stopping Triton", err=True)
-        server.terminate()  # the main thread sees it exit and cleans up
+        if stopping.is_set() or not ready.is_set():
+            server.terminate()  # still starting: end the wait for readiness
+        stopping.set()  # the main thread stops the server
 
+    ready = threading.Event()
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     try:
@@ -84,6 +90,8 @@ def triton(
         server.stop()
         typer.echo(f"visiongate: Triton did not start: {exc}", err=True)
         raise typer.Exit(1) from exc
+    ready.set()
     typer.echo(f"visiongate: Triton ready, model vlm on grpc://{server.grpc_url}", err=True)
-    server.wait()
+    while server.running and not stopping.wait(0.5):
+        pass
     sys.exit(server.stop() or 0)

@@ -99,6 +99,34 @@ class Settings(BaseSettings):
     # Public model ids and their Triton models, as JSON (VISIONGATE_MODELS).
     models: list[ModelSettings] = DEFAULT_MODELS
     default_max_images: int = 5
+
+    # Media intake (docs/media.md). Groq's caps by default; a cap exactly at its limit passes.
+    max_images_per_request: int = 5
+    max_image_url_bytes: int = 20 * 1024 * 1024
+    # A request body carrying base64 image data may not exceed this (413, as Groq answers).
+    max_base64_request_bytes: int = 4 * 1024 * 1024
+    max_image_pixels: int = 33_177_600
+    # Local files (file:///abs/path) only under these roots; none: every local path is refused.
+    allowed_media_roots: list[Path] = []
+    max_local_media_bytes: int = 20 * 1024 * 1024
+    # Fetching media URLs: empty allowed_hosts means any public host; names or IPs listed in
+    # allowed_private_hosts may resolve to non-public addresses (a server on 127.0.0.1).
+    media_allowed_hosts: list[str] = []
+    media_allowed_private_hosts: list[str] = []
+    media_connect_timeout_s: float = 5.0
+    media_fetch_timeout_s: float = 30.0
+    media_max_redirects: int = 5
+    # Video: sampled to frames that reach the model as images (video_fps, video_max_frames).
+    max_videos_per_request: int = 2
+    max_video_bytes: int = 32 * 1024 * 1024
+    max_video_duration_s: float = 600.0
+    video_fps: float = 2.0
+    video_max_frames: int = 32
+    video_max_frames_ceiling: int = 64
+    video_frame_jpeg_quality: int = 90
+    # max_tokens when a request sets neither it nor max_completion_tokens (then capped by what
+    # is left of the model's context), as OpenAI lets an answer run to its natural end.
+    default_max_tokens: int = 4096
     # The gateway's Triton client.
     triton_request_timeout_s: float = 600.0
     triton_health_timeout_s: float = 2.0

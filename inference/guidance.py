@@ -55,13 +55,19 @@ class Guidance:
     """Compiles guides into matchers for one tokenizer."""
 
     def __init__(
-        self, hf_tokenizer: Any, vocab_size: int, eos_ids: list[int], calls: ToolCallFormat
-    ):
+        self,
+        hf_tokenizer: Any,
+        vocab_size: int,
+        eos_ids: list[int],
+        calls: ToolCallFormat,
+        max_calls: int,
+    ) -> None:
         self.tokenizer = llguidance.hf.from_tokenizer(
             hf_tokenizer, n_vocab=vocab_size, eos_token=eos_ids
         )
         self.vocab_size = vocab_size
         self.calls = calls
+        self.max_calls = max_calls
         self._open = self._literal(hf_tokenizer, calls.open)
         self._close = self._literal(hf_tokenizer, calls.close)
 
@@ -84,8 +90,10 @@ class Guidance:
         names = guide.tool_names or tool_names(tools)
         if not tools or not names:
             raise RequestError("guide: a tool call needs tools")
-        schema = json.dumps(_tool_schema(tools, names))
-        more = ' ("\\n" call)*' if parallel else ""
+        # Lark's %json takes its options from the schema's "x-guidance", not from JSON_OPTIONS.
+        schema = json.dumps({**_tool_schema(tools, names), "x-guidance": JSON_OPTIONS})
+        # Parallel calls are capped: an untrained or greedy model may never choose to stop.
+        more = f' ("\\n" call){{0,{self.max_calls - 1}}}' if parallel and self.max_calls > 1 else ""
         lark = f'start: call{more}\ncall: {self._open} "\\n" %json {schema} "\\n" {self._close}'
         return cast(str, LLMatcher.grammar_from_lark(lark))
 

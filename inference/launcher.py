@@ -34,6 +34,9 @@ from types import TracebackType
 log = logging.getLogger("visiongate.triton")
 
 DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+# Triton logs this once every in-flight inference has finished (checked with 2.51).
+UNLOADING_LINE = "All models are stopped, unloading models"
+UNLOAD_GRACE_S = 5.0
 
 
 def _die_with_parent() -> None:
@@ -109,6 +112,7 @@ class EmbeddedTriton:
         self._process: subprocess.Popen[str] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._reader: threading.Thread | None = None
+        self._unloading = threading.Event()
 
     @property
     def grpc_url(self) -> str:
@@ -154,6 +158,7 @@ class EmbeddedTriton:
         self._workdir = tempfile.TemporaryDirectory(prefix="visiongate-triton-")
         backends = _backend_directory(_pytriton_root(), Path(self._workdir.name) / "backends")
         self.log_tail.clear()
+        self._unloading.clear()
         self._process = subprocess.Popen(
             self.command(backends),
             env=server_environment(self.env),
@@ -172,6 +177,8 @@ class EmbeddedTriton:
         for line in self._process.stdout:
             line = line.rstrip()
             self.log_tail.append(line)
+            if UNLOADING_LINE in line:
+                self._unloading.set()
             if self.echo:
                 log.info("%s", line)
 
@@ -207,18 +214,20 @@ class EmbeddedTriton:
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
 
-    def stop(self, timeout_s: float | None = None) -> int | None:
-        """SIGTERM, wait for in-flight work (up to the exit timeout), then SIGKILL."""
+    def stop(self) -> int | None:
+        """SIGTERM; let in-flight work finish (up to the exit timeout); return the exit code.
+
+        Once Triton reports that no inference is in flight it unloads the model, and now and
+        then the Python backend's unload never completes (the stub is never asked to
+        finalize), so Triton sits out its whole exit timeout. Nothing is left to lose by
+        then: after ``UNLOAD_GRACE_S`` the process is killed and the stop counts as clean.
+        """
         process, self._process = self._process, None
         code = None
         if process is not None:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=timeout_s or self.exit_timeout_s + 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait()
+            code = self._await_exit(process)
         if self._reader is not None:
             self._reader.join(timeout=5)
             self._reader = None
@@ -227,10 +236,27 @@ class EmbeddedTriton:
             self._workdir = None
         return code
 
-    def wait(self) -> int:
-        """Block until the server exits on its own."""
-        assert self._process is not None
-        return self._process.wait()
+    def _await_exit(self, process: subprocess.Popen[str]) -> int:
+        deadline = time.monotonic() + self.exit_timeout_s + 10
+        unload_deadline: float | None = None
+        while process.poll() is None:
+            now = time.monotonic()
+            if unload_deadline is None and self._unloading.is_set():
+                unload_deadline = now + UNLOAD_GRACE_S
+            if now > deadline or (unload_deadline is not None and now > unload_deadline):
+                process.kill()
+                process.wait()
+                if unload_deadline is None:
+                    return process.returncode  # in-flight work outlived the exit timeout
+                log.warning("tritonserver did not finish unloading the model; stopped it")
+                return 0
+            time.sleep(0.05)
+        return process.returncode
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
 
     def __enter__(self) -> EmbeddedTriton:
         self.start()

@@ -80,6 +80,12 @@ class _Metrics:
         with self._lock:
             self.in_flight.increment(1)
 
+    def close(self) -> None:
+        """Drop the metrics, then their families: Triton wants them released in that order."""
+        with self._lock:
+            del self.tokens, self.cancelled, self.completed, self.in_flight
+            self.families.clear()
+
     def finished(self, tokens: int, outcome: str) -> None:
         """Count one request that ended (``completed``, ``cancelled`` or ``failed``)."""
         with self._lock:
@@ -106,7 +112,8 @@ class TritonPythonModel:
         if args.get("model_instance_kind") == "GPU":
             device = f"cuda:{args['model_instance_device_id']}"
         tool_parser = params.get("tool_parser", "hermes")
-        self.engine = load_engine(engine, model_path, device, tool_parser)
+        max_tool_calls = int(params.get("max_tool_calls", "4"))
+        self.engine = load_engine(engine, model_path, device, tool_parser, max_tool_calls)
         self.capabilities = contract.encode_capabilities(self.engine.capabilities)
         workers = int(params.get("max_concurrent_requests", "4"))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vlm-request")
@@ -119,8 +126,9 @@ class TritonPythonModel:
             self.pool.submit(self._serve, request)
 
     def finalize(self) -> None:
-        """Let running requests finish, then release the threads."""
+        """Let running requests finish, then release the threads and the metrics."""
         self.pool.shutdown(wait=True)
+        self.metrics.close()
 
     def _serve(self, request: Any) -> None:
         sender = request.get_response_sender()

@@ -29,6 +29,7 @@ from gateway.limits import (
     rate_limit_headers,
     unavailable_body,
 )
+from gateway.media.intake import planned_video_frames
 from gateway.usage import Usage
 from inference import contract
 
@@ -76,6 +77,8 @@ class Ticket:
     headers: dict[str, str]
     prompt_estimate: int
     images: int
+    # Before intake: the most frames the videos may become; after: the frames really sent.
+    video_frames: int = 0
     received: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     first_token: float | None = None
@@ -93,13 +96,14 @@ async def admit(
     """Reserve the request's estimated tokens and a concurrency slot, or refuse it."""
     settings = services.settings
     chars, messages, images = count_chat(msgspec.to_builtins(chat.messages))
+    video_frames = planned_video_frames(chat.messages, chat.video_max_frames, settings)
     max_tokens = chat.max_completion_tokens or chat.max_tokens
     tokens = estimate_tokens(
         settings,
         text_chars=chars,
         messages=messages,
         images=images,
-        video_frames=0,
+        video_frames=video_frames,
         max_tokens=max_tokens,
     )
     limits = services.catalog.limits_for(principal.tier, model)
@@ -124,6 +128,7 @@ async def admit(
         headers=headers,
         prompt_estimate=max(0, tokens - completion),
         images=images,
+        video_frames=video_frames,
     )
 
 
@@ -155,7 +160,7 @@ async def _finish(
         prompt_tokens=prompt,
         completion_tokens=completion,
         images=ticket.images,
-        video_frames=0,
+        video_frames=ticket.video_frames,
         status=status[:32],
         started_at=ticket.started_at,
         first_token_ms=None

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -31,13 +31,15 @@ from gateway.api.chat_response import (
     Choice,
     ChunkChoice,
     Delta,
-    ToolCallDelta,
     Usage,
     XGroq,
+    tool_call_deltas,
     tool_calls,
 )
+from gateway.api.guides import Guidance, guidance
 from gateway.api.services import Services
-from gateway.errors import ApiError, InvalidRequest
+from gateway.errors import ApiError
+from gateway.media.body import read_chat_body
 from gateway.media.intake import Intake, intake
 from inference import contract
 
@@ -81,22 +83,21 @@ class Clock:
         )
 
 
-def generate_request(chat: ChatCompletionRequest, media: Intake) -> contract.GenerateRequest:
-    """The contract's request: the chat after intake, and its sampling parameters."""
-    tool_choice, tool_guide = _tool_choice(chat)
+def generate_request(
+    chat: ChatCompletionRequest, media: Intake, guided: Guidance, default_max_tokens: int
+) -> contract.GenerateRequest:
+    """The contract's request: the chat after intake, its sampling, tools and guide."""
     request = contract.GenerateRequest(
         messages=media.messages,
         stop=chat.stop_list,
         seed=chat.seed,
-        tools=chat.tools,
-        tool_choice=tool_choice,
-        guide=tool_guide or _guide(chat),
+        tools=guided.tools,
+        tool_choice=guided.tool_choice,
+        guide=guided.guide,
     )
     if chat.parallel_tool_calls is not None:
         request.parallel_tool_calls = chat.parallel_tool_calls
-    max_tokens = chat.max_completion_tokens or chat.max_tokens
-    if max_tokens is not None:
-        request.max_tokens = max_tokens
+    request.max_tokens = chat.max_completion_tokens or chat.max_tokens or default_max_tokens
     if chat.temperature is not None:
         request.temperature = chat.temperature
     if chat.top_p is not None:
@@ -106,34 +107,6 @@ def generate_request(chat: ChatCompletionRequest, media: Intake) -> contract.Gen
     if chat.frequency_penalty is not None:
         request.frequency_penalty = chat.frequency_penalty
     return request
-
-
-def _tool_choice(
-    chat: ChatCompletionRequest,
-) -> tuple[Literal["none", "auto", "required"] | None, contract.Guide | None]:
-    """OpenAI's tool_choice as the contract's, where naming a function is a tool-call guide."""
-    choice = chat.tool_choice
-    if choice is None or choice in ("none", "auto", "required"):
-        return choice, None  # type: ignore[return-value]
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        name = choice["function"].get("name")
-        if isinstance(name, str):
-            return "required", contract.Guide(type="tool_call", tool_names=[name])
-    raise InvalidRequest(
-        "`tool_choice` must be none, auto, required, or "
-        '{"type": "function", "function": {"name": ...}}.',
-        param="tool_choice",
-    )
-
-
-def _guide(chat: ChatCompletionRequest) -> contract.Guide | None:
-    fmt = chat.response_format
-    if fmt is None or fmt.type == "text":
-        return None
-    if fmt.type == "json_object":
-        return contract.Guide(type="json")
-    schema = fmt.json_schema.schema if fmt.json_schema else None
-    return contract.Guide(type="json_schema", json_schema=schema or {})
 
 
 async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[object]) -> None:
@@ -168,20 +141,30 @@ class ChatController(Controller):
         clock = Clock(received=time.perf_counter())
         services: Services = request.app.state.services
         principal = await admission.authenticate(services, request)
-        chat = parse_chat_request(await request.body())
+        body = await read_chat_body(request, services.settings)
+        chat = parse_chat_request(body)
         model = services.registry.resolve(chat.model)
+        guided = guidance(chat, model)
         ids = _ids()
         ticket = await admission.admit(services, principal, chat, model.id, ids[1])
         # From here on every response, errors included, carries the rate-limit headers.
         request.state.rate_limit_headers = ticket.headers
         status = "failed"
         try:
-            media = await intake(chat.messages, model, services.settings)
+            media = await intake(
+                chat.messages,
+                model,
+                services.settings,
+                video_fps=chat.video_fps,
+                video_max_frames=chat.video_max_frames,
+                request_bytes=len(body),
+            )
             ticket.images = len(media.images)
+            ticket.video_frames = sum(media.frame_counts)
             clock.submitted = time.perf_counter()
             events = services.backend.generate(
                 model.triton_model,
-                generate_request(chat, media),
+                generate_request(chat, media, guided, services.settings.default_max_tokens),
                 media.images,
                 media.video_frames,
                 media.frame_counts,
@@ -295,7 +278,10 @@ async def _sse(
         return b"data: " + _encode(body) + b"\n\n"
 
     try:
-        yield chunk([ChunkChoice(Delta(role="assistant", content=""))], x_groq=XGroq(id=ids[1]))
+        # A forced tool call has no content (null, as OpenAI sends it); anything else starts empty.
+        forced_call = chat.tool_choice not in (None, "none", "auto")
+        opening = Delta(role="assistant", content=None if forced_call else "")
+        yield chunk([ChunkChoice(opening)], x_groq=XGroq(id=ids[1]))
         item = first
         while isinstance(item, str):
             yield chunk([ChunkChoice(Delta(content=item))])
@@ -305,12 +291,9 @@ async def _sse(
         usage = clock.usage(item)
         status = "ok"
         await admission.finish(services, ticket, status, item)
-        if item.tool_calls:
-            calls = tool_calls(item.tool_calls, ids[1])
-            deltas = [
-                ToolCallDelta(index=i, id=c.id, function=c.function) for i, c in enumerate(calls)
-            ]
-            yield chunk([ChunkChoice(Delta(tool_calls=deltas))])
+        for i, call in enumerate(tool_calls(item.tool_calls, ids[1])):
+            for delta in tool_call_deltas(i, call):
+                yield chunk([ChunkChoice(Delta(tool_calls=[delta]))])
         yield chunk(
             [ChunkChoice(Delta(), finish_reason=item.finish_reason)],
             x_groq=XGroq(id=ids[1], usage=usage),

@@ -22,7 +22,7 @@ class TextContent(msgspec.Struct, tag="text", tag_field="type"):
 
 
 class ImageURL(msgspec.Struct):
-    """Where an image comes from: a ``data:`` URI (or, with full media intake, a URL)."""
+    """Where an image comes from: an http(s) URL, a ``data:`` URI, or an allowed local file."""
 
     url: str
     detail: Literal["auto", "low", "high"] | None = None
@@ -46,6 +46,12 @@ class VideoContent(msgspec.Struct, tag="video_url", tag_field="type"):
     video_url: VideoURL
 
 
+class VideoPath(msgspec.Struct, tag="video", tag_field="type"):
+    """vllm-mlx's video part, ``{"type": "video", "video": "/path/to/video.mp4"}``."""
+
+    video: str
+
+
 class InputAudio(msgspec.Struct, tag="input_audio", tag_field="type"):
     """An audio part: parsed so that it can be refused by name."""
 
@@ -58,7 +64,7 @@ class FileContent(msgspec.Struct, tag="file", tag_field="type"):
     file: dict[str, Any]
 
 
-UserPart = TextContent | ImageContent | VideoContent | InputAudio | FileContent
+UserPart = TextContent | ImageContent | VideoContent | VideoPath | InputAudio | FileContent
 
 
 class SystemMessage(msgspec.Struct, tag="system", tag_field="role"):
@@ -164,6 +170,9 @@ class ChatCompletionRequest(msgspec.Struct):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    # Video sampling (MAX and vllm-mlx extra body fields); defaults and ceiling are settings.
+    video_fps: Annotated[float, Meta(gt=0.0)] | None = None
+    video_max_frames: PositiveInt | None = None
     # Accepted so that they can be refused by name; the service cannot honour them.
     logprobs: bool | None = None
     top_logprobs: int | None = None

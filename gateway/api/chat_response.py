@@ -77,13 +77,36 @@ class ChatCompletion(msgspec.Struct):
     system_fingerprint: str | None = None
 
 
-class ToolCallDelta(msgspec.Struct):
-    """A tool call inside a stream, sent whole in one chunk."""
+class FunctionDelta(msgspec.Struct, omit_defaults=True):
+    """A piece of a tool call's function: its name first, then fragments of its arguments."""
+
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    """A piece of a tool call inside a stream, as OpenAI sends it."""
 
     index: int
-    id: str
-    function: ToolCallFunction
-    type: str = "function"
+    function: FunctionDelta
+    id: str | None = None
+    type: str | None = None
+
+
+# OpenAI streams arguments a token or so at a time; clients concatenate the fragments.
+ARGUMENT_FRAGMENT_CHARS = 16
+
+
+def tool_call_deltas(index: int, call: ToolCall) -> list[ToolCallDelta]:
+    """One call as stream deltas: id, type and name (with empty arguments), then fragments."""
+    arguments = call.function.arguments
+    first = ToolCallDelta(
+        index, FunctionDelta(name=call.function.name, arguments=""), id=call.id, type=call.type
+    )
+    return [first] + [
+        ToolCallDelta(index, FunctionDelta(arguments=arguments[at : at + ARGUMENT_FRAGMENT_CHARS]))
+        for at in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
+    ]
 
 
 class Delta(msgspec.Struct, omit_defaults=True):

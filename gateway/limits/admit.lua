@@ -34,7 +34,8 @@ local function windows(current)
     else
       local emission = PERIODS[i] / limits[i]
       local busy = current[i] - now
-      table.insert(out, math.max(0, math.floor((PERIODS[i] - busy) / emission + 1e-9)))
+      -- The tolerance is in time, as for admission (see gcra.py: epoch-ms doubles).
+      table.insert(out, math.max(0, math.floor((PERIODS[i] - busy + EPS) / emission)))
       table.insert(out, math.ceil(busy))
     end
   end
@@ -76,7 +77,7 @@ for i = 1, 4 do
     new_tats[i] = tats[i] + costs[i] * emission
     local wait = new_tats[i] - PERIODS[i] - now
     if wait > EPS then
-      local used = math.min(limits[i], math.ceil((tats[i] - now) / emission - 1e-9))
+      local used = math.max(0, math.min(limits[i], math.ceil((tats[i] - now - EPS) / emission)))
       refuse(i, limits[i], used, wait)
     end
   end

@@ -31,16 +31,21 @@ def retry_after_ms(new_tat: float, now: float, period_ms: float) -> float:
     return wait if wait > EPS_MS else 0.0
 
 
+# Both below allow EPS_MS as admission does. TATs are epoch milliseconds (~1.7e12), whose
+# doubles are only exact to ~2.4e-4 ms: a bucket holding 6 tokens at 0.6 ms each can read as
+# 3.6002 ms busy, and a tolerance in units (1e-9) rather than time reported one too few.
+
+
 def used(tat: float | None, now: float, limit: int, period_ms: float) -> int:
     """Units of capacity currently in use."""
     busy = max((tat or now) - now, 0.0)
-    return min(limit, math.ceil(busy / emission_ms(limit, period_ms) - 1e-9))
+    return max(0, min(limit, math.ceil((busy - EPS_MS) / emission_ms(limit, period_ms))))
 
 
 def remaining(tat: float | None, now: float, limit: int, period_ms: float) -> int:
-    """Units that could be admitted right now."""
+    """Units that could be admitted right now: the largest cost ``retry_after_ms`` lets in."""
     busy = max((tat or now) - now, 0.0)
-    return max(0, math.floor((period_ms - busy) / emission_ms(limit, period_ms) + 1e-9))
+    return max(0, math.floor((period_ms - busy + EPS_MS) / emission_ms(limit, period_ms)))
 
 
 def reset_ms(tat: float | None, now: float) -> float:

@@ -220,6 +220,24 @@ class RateLimiter:
             # The lease expires on its own; the token correction is lost, which errs strict.
             self._mark_down(exc)
 
+    async def probe(self) -> None:
+        """Ping Redis now (for /readyz), so its state is known without waiting for traffic.
+
+        A fail-closed worker that a load balancer stopped sending requests to (because
+        /readyz said 503) learns here that Redis is back; a fail-open one notices an outage.
+        While Redis is marked down it is pinged at most every ``redis_retry_interval_s``.
+        """
+        if self._redis is None:
+            return
+        if self._redis_down_since is not None and self._monotonic() < self._redis_retry_at:
+            return
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            self._mark_down(exc)
+        else:
+            self._mark_up()
+
     def health(self) -> LimiterHealth:
         """The limiter's state, for /readyz and /metrics."""
         reachable = self._redis is not None and self._redis_down_since is None

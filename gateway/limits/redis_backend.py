@@ -111,6 +111,10 @@ class RedisBackend:
             if queued:
                 await pipe.execute()
 
+    async def ping(self) -> None:
+        """One round trip; raises when Redis does not answer."""
+        await self.client.ping()
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.aclose(close_connection_pool=True)

@@ -1,18 +1,26 @@
 """Media intake: the one place where a chat's media parts become the contract's tensors.
 
-Every ``image_url`` / ``video_url`` part is replaced by an indexed
+Every ``image_url`` / ``video_url`` / ``video`` part is replaced by an indexed
 :class:`~inference.contract.ImagePart` / :class:`~inference.contract.VideoPart`, and its
 bytes go into :attr:`Intake.images` / :attr:`Intake.video_frames`. A part that cannot be
 taken raises :class:`MediaError` whose ``param`` is the part's path, e.g.
-``messages[0].content[1].image_url.url``.
+``messages[0].content[1].image_url.url``, and whose ``code`` names the rule.
 
-Today this accepts base64 ``data:image/...`` URIs. Fetching URLs, ``file://`` roots, video,
-size and pixel caps belong here too, behind the same :func:`intake`.
+Order of work, cheapest first: every rule that needs only the request (capabilities,
+counts, the base64 body cap, URL shapes, local roots) is checked before anything is
+fetched or read; then every part is loaded concurrently, and decoding runs in worker
+threads so that one large image does not stall the event loop. Docs: docs/media.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import httpx
 
 from gateway.api.chat_request import (
     AssistantMessage,
@@ -23,13 +31,23 @@ from gateway.api.chat_request import (
     TextContent,
     ToolMessage,
     UserMessage,
+    UserPart,
     VideoContent,
+    VideoPath,
 )
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.media import fetch
 from gateway.media.data_uri import DataURIError, decode_data_uri, is_data_uri
+from gateway.media.images import ImageError, validate_image
+from gateway.media.local import LocalMediaError, is_local, local_path, read_local
+from gateway.media.video import Sampling, sample_frames
 from gateway.registry import ModelEntry
 from gateway.settings import Settings
 from inference import contract
+
+T = TypeVar("T")
+Kind = Literal["image", "video"]
+Source = Literal["data", "http", "local"]
 
 
 class MediaError(InvalidRequest):
@@ -48,22 +66,59 @@ class Intake:
     frame_counts: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Part:
+    """One media part of the request, in order of appearance within its kind."""
+
+    kind: Kind
+    url: str
+    param: str
+    source: Source | None = None
+
+
 def _text(content: str | list[TextContent]) -> str | list[contract.Part]:
     if isinstance(content, str):
         return content
     return [contract.TextPart(part.text) for part in content]
 
 
-async def intake(messages: list[ChatMessage], model: ModelEntry, settings: Settings) -> Intake:
-    """Turn the request's messages into contract messages plus media bytes."""
-    result = Intake(messages=[])
+def _user_content(
+    content: str | list[UserPart], i: int, found: list[_Part]
+) -> str | list[contract.Part]:
+    if isinstance(content, str):
+        return content
+    parts: list[contract.Part] = []
+    for j, part in enumerate(content):
+        where = f"messages[{i}].content[{j}]"
+        if isinstance(part, TextContent):
+            parts.append(contract.TextPart(part.text))
+            continue
+        if isinstance(part, ImageContent):
+            media = _Part("image", part.image_url.url, f"{where}.image_url.url")
+        elif isinstance(part, VideoContent):
+            media = _Part("video", part.video_url.url, f"{where}.video_url.url")
+        elif isinstance(part, VideoPath):
+            media = _Part("video", part.video, f"{where}.video")
+        else:  # audio and file parts are refused while parsing
+            raise MediaError(f"Unsupported content part at {where}.", param=f"{where}.type")
+        index = sum(1 for other in found if other.kind == media.kind)
+        found.append(media)
+        parts.append(
+            contract.ImagePart(index) if media.kind == "image" else contract.VideoPart(index)
+        )
+    return parts
+
+
+def _convert(messages: list[ChatMessage]) -> tuple[list[contract.Message], list[_Part]]:
+    """Contract messages with indexed media parts, and the media parts in order."""
+    found: list[_Part] = []
+    converted: list[contract.Message] = []
     for i, message in enumerate(messages):
         if isinstance(message, SystemMessage | DeveloperMessage):
-            converted = contract.Message("system", _text(message.content), name=message.name)
+            converted.append(contract.Message("system", _text(message.content), name=message.name))
         elif isinstance(message, UserMessage):
-            converted = contract.Message(
-                "user", await _user_content(message, i, model, result), name=message.name
-            )
+            parts = _user_content(message.content, i, found)
+            converted.append(contract.Message("user", parts, name=message.name))
         elif isinstance(message, AssistantMessage):
             calls = [
                 contract.ToolCall(
@@ -72,57 +127,246 @@ async def intake(messages: list[ChatMessage], model: ModelEntry, settings: Setti
                 for c in message.tool_calls or []
             ]
             content = None if message.content is None else _text(message.content)
-            converted = contract.Message(
-                "assistant", content, name=message.name, tool_calls=calls or None
+            converted.append(
+                contract.Message("assistant", content, name=message.name, tool_calls=calls or None)
             )
         else:
             assert isinstance(message, ToolMessage)
-            converted = contract.Message(
-                "tool", _text(message.content), tool_call_id=message.tool_call_id
+            converted.append(
+                contract.Message("tool", _text(message.content), tool_call_id=message.tool_call_id)
             )
-        result.messages.append(converted)
-    return result
+    return converted, found
 
 
-async def _user_content(
-    message: UserMessage, i: int, model: ModelEntry, result: Intake
-) -> str | list[contract.Part]:
-    if isinstance(message.content, str):
-        return message.content
-    parts: list[contract.Part] = []
-    for j, part in enumerate(message.content):
-        where = f"messages[{i}].content[{j}]"
-        if isinstance(part, TextContent):
-            parts.append(contract.TextPart(part.text))
-        elif isinstance(part, ImageContent):
-            parts.append(_image(part.image_url.url, f"{where}.image_url.url", model, result))
-        elif isinstance(part, VideoContent):
-            raise MediaError(
-                f"Video input is not accepted by this gateway yet ({where}).",
-                param=f"{where}.video_url",
-            )
-        else:  # audio and file parts are refused while parsing
-            raise MediaError(f"Unsupported content part at {where}.", param=f"{where}.type")
-    return parts
+def frames_per_video(video_max_frames: int | None, settings: Settings) -> int:
+    """The most frames one video may become: the request's ``video_max_frames``, capped."""
+    wanted = video_max_frames or settings.video_max_frames
+    return min(wanted, settings.video_max_frames_ceiling)
 
 
-def _image(url: str, where: str, model: ModelEntry, result: Intake) -> contract.ImagePart:
-    if not model.vision:
-        raise MediaError(f"The model `{model.id}` does not accept images.", param=where)
-    if len(result.images) >= model.max_images:
+def planned_video_frames(
+    messages: list[ChatMessage], video_max_frames: int | None, settings: Settings
+) -> int:
+    """Frames the request's videos may become, for the limits' estimate before any fetch."""
+    videos = sum(
+        isinstance(part, VideoContent | VideoPath)
+        for message in messages
+        if isinstance(message, UserMessage) and isinstance(message.content, list)
+        for part in message.content
+    )
+    return videos * frames_per_video(video_max_frames, settings)
+
+
+def policy(settings: Settings) -> fetch.FetchPolicy:
+    """The fetch policy the settings describe."""
+    return fetch.FetchPolicy(
+        allowed_hosts=frozenset(settings.media_allowed_hosts),
+        allowed_private_hosts=frozenset(settings.media_allowed_private_hosts),
+        connect_timeout_s=settings.media_connect_timeout_s,
+        total_timeout_s=settings.media_fetch_timeout_s,
+        max_redirects=settings.media_max_redirects,
+    )
+
+
+def _source(part: _Part) -> Source:
+    if is_data_uri(part.url):
+        return "data"
+    if is_local(part.url):
+        return "local"
+    scheme = part.url.partition(":")[0].lower()
+    if scheme in ("http", "https"):
+        return "http"
+    if scheme.isalpha() and ":" in part.url:
         raise MediaError(
-            f"Too many images: the model `{model.id}` accepts at most {model.max_images} "
-            "images per request.",
-            param=where,
+            f"Media URLs may be http(s), data: or file:, not `{scheme}:`.",
+            param=part.param,
+            code="media_url_forbidden",
+        )
+    raise MediaError(
+        f"The {part.kind} must be an http(s) URL, a base64 data: URI or an absolute file path.",
+        param=part.param,
+        code="invalid_media_url",
+    )
+
+
+def _precheck(
+    parts: list[_Part], model: ModelEntry, settings: Settings, request_bytes: int
+) -> None:
+    """Every rule that needs nothing fetched, read or decoded."""
+    images = [p for p in parts if p.kind == "image"]
+    videos = [p for p in parts if p.kind == "video"]
+    if images and not model.vision:
+        raise MediaError(
+            f"The model `{model.id}` does not accept images.",
+            param=images[0].param,
+            code="images_not_supported",
+        )
+    if videos and not model.video:
+        raise MediaError(
+            f"The model `{model.id}` does not accept video.",
+            param=videos[0].param,
+            code="video_not_supported",
+        )
+    max_images = min(settings.max_images_per_request, model.max_images)
+    if len(images) > max_images:
+        raise MediaError(
+            f"Too many images: {len(images)} in this request; the model `{model.id}` accepts at "
+            f"most {max_images} images per request.",
+            param=images[max_images].param,
             code="too_many_images",
         )
-    if not is_data_uri(url):
+    if len(videos) > settings.max_videos_per_request:
         raise MediaError(
-            "Only base64 `data:image/...;base64,` URIs are accepted for images here.", param=where
+            f"Too many videos: {len(videos)} in this request; at most "
+            f"{settings.max_videos_per_request} are accepted.",
+            param=videos[settings.max_videos_per_request].param,
+            code="too_many_videos",
         )
+    for part in parts:
+        part.source = _source(part)
+        if part.source == "data" and part.kind == "image":
+            # The body reader decides this while streaming; here it is exact whatever the
+            # JSON spelling of the data URI.
+            if request_bytes > settings.max_base64_request_bytes:
+                raise PayloadTooLarge(
+                    f"A request carrying base64 image data may be at most "
+                    f"{settings.max_base64_request_bytes} bytes; this one is {request_bytes}.",
+                    param=part.param,
+                )
+        elif part.source == "http":
+            try:
+                fetch.check_url(httpx.URL(part.url), policy(settings))
+            except fetch.FetchError as exc:
+                raise MediaError(exc.message, param=part.param, code=exc.code) from None
+            except httpx.InvalidURL as exc:
+                raise MediaError(
+                    f"The media URL is not valid ({exc}).",
+                    param=part.param,
+                    code="invalid_media_url",
+                ) from None
+        elif part.source == "local":
+            try:
+                local_path(part.url)
+            except LocalMediaError as exc:
+                raise MediaError(exc.message, param=part.param, code=exc.code) from None
+            if not settings.allowed_media_roots:
+                raise MediaError(
+                    "Local files are not enabled on this service (no allowed media roots).",
+                    param=part.param,
+                    code="local_media_forbidden",
+                )
+
+
+class _Loader:
+    """Loads and validates the parts of one request."""
+
+    def __init__(
+        self, settings: Settings, sampling: Sampling, http: httpx.AsyncClient | None
+    ) -> None:
+        self.settings = settings
+        self.sampling = sampling
+        self.http = http
+        self.policy = policy(settings)
+
+    def _cap(self, part: _Part) -> int:
+        settings = self.settings
+        if part.kind == "image":
+            if part.source == "local":
+                return settings.max_local_media_bytes
+            return settings.max_image_url_bytes
+        if part.source == "local":
+            return min(settings.max_local_media_bytes, settings.max_video_bytes)
+        return settings.max_video_bytes
+
+    async def raw(self, part: _Part) -> bytes:
+        """The part's encoded bytes, from wherever they are."""
+        if part.source == "http":
+            assert self.http is not None
+            return await fetch.fetch(self.http, part.url, self.policy, self._cap(part))
+        assert part.source == "local", "data: parts are decoded in a worker thread"
+        roots = self.settings.allowed_media_roots
+        return await asyncio.to_thread(read_local, part.url, roots, self._cap(part))
+
+    async def load(self, part: _Part) -> list[bytes]:
+        """The bytes to forward: one image, or a video's sampled frames."""
+        try:
+            if part.source == "data":
+                # Decoding base64 is CPU work too; it joins the validation in the thread.
+                return await asyncio.to_thread(self._decode_and_check, part)
+            data = await self.raw(part)
+            return await asyncio.to_thread(self._check, part, data)
+        except (fetch.FetchError, LocalMediaError, ImageError) as exc:
+            code = exc.code
+            if code == "media_too_large":
+                code = f"{part.kind}_too_large"
+            elif code == "invalid_image" and part.kind == "video":
+                code = "invalid_video"
+            raise MediaError(exc.message, param=part.param, code=code) from None
+        except DataURIError as exc:
+            raise MediaError(
+                f"Invalid {part.kind} data URI: {exc}.",
+                param=part.param,
+                code=f"invalid_{part.kind}",
+            ) from None
+
+    def _decode_and_check(self, part: _Part) -> list[bytes]:
+        _, data = decode_data_uri(part.url, part.kind)
+        if part.kind == "video" and len(data) > self.settings.max_video_bytes:
+            raise fetch.TooLarge(
+                f"The video is {len(data)} bytes; at most {self.settings.max_video_bytes}."
+            )
+        return self._check(part, data)
+
+    def _check(self, part: _Part, data: bytes) -> list[bytes]:
+        if part.kind == "image":
+            return [validate_image(data, self.settings.max_image_pixels)]
+        return sample_frames(data, self.sampling)
+
+
+async def _all(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run concurrently; on the first failure cancel the rest and raise that failure."""
+    tasks = [asyncio.create_task(one) for one in work]
     try:
-        _, data = decode_data_uri(url, "image")
-    except DataURIError as exc:
-        raise MediaError(f"Invalid image data URI: {exc}.", param=where) from exc
-    result.images.append(data)
-    return contract.ImagePart(len(result.images) - 1)
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def intake(
+    messages: list[ChatMessage],
+    model: ModelEntry,
+    settings: Settings,
+    *,
+    video_fps: float | None = None,
+    video_max_frames: int | None = None,
+    request_bytes: int = 0,
+) -> Intake:
+    """Turn the request's messages into contract messages plus validated media bytes."""
+    converted, parts = _convert(messages)
+    result = Intake(messages=converted)
+    if not parts:
+        return result
+    _precheck(parts, model, settings, request_bytes)
+    sampling = Sampling(
+        fps=video_fps or settings.video_fps,
+        max_frames=frames_per_video(video_max_frames, settings),
+        max_duration_s=settings.max_video_duration_s,
+        max_pixels=settings.max_image_pixels,
+        jpeg_quality=settings.video_frame_jpeg_quality,
+    )
+    async with AsyncExitStack() as stack:
+        http = None
+        if any(part.source == "http" for part in parts):
+            http = await stack.enter_async_context(fetch.client(policy(settings)))
+        loader = _Loader(settings, sampling, http)
+        loaded = await _all([loader.load(part) for part in parts])
+    for part, data in zip(parts, loaded, strict=True):
+        if part.kind == "image":
+            result.images.extend(data)
+        else:
+            result.video_frames.extend(data)
+            result.frame_counts.append(len(data))
+    return result

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.models import UsageRecord
@@ -65,6 +65,11 @@ class UsageRecorder:
         self._wake.set()
         # Shielded: a client disconnecting must not cancel the write of its usage.
         await asyncio.shield(future)
+
+    async def ping(self) -> None:
+        """One round trip to the database the records go to; raises when it does not answer."""
+        async with self._sessions() as session:
+            await session.execute(text("SELECT 1"))
 
     def start(self) -> None:
         """Start the writer (call once the event loop runs)."""

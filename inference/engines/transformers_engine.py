@@ -84,7 +84,13 @@ class TransformersEngine:
     """Loads a checkpoint with AutoProcessor and AutoModelForImageTextToText and streams answers."""
 
     def __init__(
-        self, model: Any, processor: Any, model_id: str, device: str, calls: ToolCallFormat
+        self,
+        model: Any,
+        processor: Any,
+        model_id: str,
+        device: str,
+        calls: ToolCallFormat,
+        max_tool_calls: int,
     ) -> None:
         self.model = model
         self.processor = processor
@@ -94,7 +100,9 @@ class TransformersEngine:
         self.eos_ids = set(self._eos_ids())
         text_config = getattr(model.config, "text_config", model.config)
         self.vocab_size = int(text_config.vocab_size)
-        self.guidance = Guidance(self.tokenizer, self.vocab_size, sorted(self.eos_ids), calls)
+        self.guidance = Guidance(
+            self.tokenizer, self.vocab_size, sorted(self.eos_ids), calls, max_tool_calls
+        )
         template = processor.chat_template or self.tokenizer.chat_template or ""
         has_video_processor = getattr(processor, "video_processor", None) is not None
         native_video = has_video_processor and importlib.util.find_spec("torchvision") is not None
@@ -110,7 +118,11 @@ class TransformersEngine:
 
     @classmethod
     def load(
-        cls, model_path: str, device: str = "auto", tool_parser: str = "hermes"
+        cls,
+        model_path: str,
+        device: str = "auto",
+        tool_parser: str = "hermes",
+        max_tool_calls: int = 4,
     ) -> TransformersEngine:
         """Load ``model_path``, or build and load the embedded default model when it is empty."""
         path = Path(model_path) if model_path else tiny_model.ensure_built()
@@ -125,7 +137,8 @@ class TransformersEngine:
         model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
         model = model.to(device).eval()
         log.info("loaded %s from %s on %s", model_id, path, device)
-        return cls(model, processor, model_id, device, tool_call_format(tool_parser))
+        calls = tool_call_format(tool_parser)
+        return cls(model, processor, model_id, device, calls, max_tool_calls)
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
@@ -248,7 +261,7 @@ class TransformersEngine:
         ended_on_eos = bool(streamer.tokens) and streamer.tokens[-1] in self.eos_ids
         # Out of tokens is "length"; an end token, a stop string or a cancel is "stop".
         ran_out = completion_tokens >= max_new and not (stream.stopped or ended_on_eos)
-        finish: FinishReason = "tool_calls" if calls else "length" if ran_out else "stop"
+        finish: FinishReason = "length" if ran_out else "tool_calls" if calls else "stop"
         return Final(
             finish_reason=finish,
             prompt_tokens=prompt_tokens,

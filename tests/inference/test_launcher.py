@@ -61,6 +61,6 @@ def test_cli_serves_until_sigterm_then_exits_cleanly(cache_dir: Path) -> None:
     process.send_signal(signal.SIGTERM)
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, rest[-2000:]
-    assert "successfully unloaded 'vlm'" in rest
+    assert "All models are stopped, unloading models" in rest
     server_left = subprocess.run(["pgrep", "-f", f"grpc-port={grpc_port}"], capture_output=True)
     assert server_left.returncode == 1, "tritonserver outlived the CLI"

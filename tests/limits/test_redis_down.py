@@ -70,7 +70,12 @@ async def test_redis_stopped_mid_run_then_back(tmp_path: Path) -> None:
         await limiter.finish(during.reservation, 1)
 
         server.start()
-        await asyncio.sleep(0.3)  # past redis_retry_interval_s
+        # Under load a restarted redis-server takes a moment to accept connections.
+        deadline = asyncio.get_running_loop().time() + 10
+        while not limiter.health().redis_reachable:
+            assert asyncio.get_running_loop().time() < deadline, "Redis never came back"
+            await asyncio.sleep(0.1)
+            await limiter.probe()
         # The restarted Redis is empty: it admits two more, where the in-process limiter
         # (one used of two) would have admitted one; so Redis decides again.
         after = [(await limiter.admit(1, "vlm", LIMITS, 1)).status_code for _ in range(3)]

@@ -1,0 +1,145 @@
+"""Tools and structured output: OpenAI's ``tools``, ``tool_choice`` and ``response_format``.
+
+Checked here against OpenAI's rules and the model's capabilities (a 400 naming the
+parameter), then turned into the contract's ``tool_choice`` and :class:`~inference.contract.Guide`,
+which the model enforces with guided decoding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+
+from gateway.api.chat_request import ChatCompletionRequest
+from gateway.errors import InvalidRequest
+from gateway.registry import ModelEntry
+from inference import contract
+
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CHOICES = ("none", "auto", "required")
+
+ToolChoice = Literal["none", "auto", "required"]
+
+
+@dataclass
+class Guidance:
+    """What the contract's request carries for tools and structured output."""
+
+    tools: list[dict[str, Any]] | None
+    tool_choice: ToolChoice | None
+    guide: contract.Guide | None
+
+
+def _check_schema(schema: Any, param: str, code: str) -> None:
+    if not isinstance(schema, dict):
+        raise InvalidRequest("The schema must be a JSON object.", param=param, code=code)
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidRequest(
+            f"Invalid JSON Schema: {exc.message}.", param=param, code=code
+        ) from None
+
+
+def _tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise InvalidRequest(
+                'Each tool must be {"type": "function", ...}.', param=f"{where}.type"
+            )
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise InvalidRequest("A tool needs a `function` object.", param=f"{where}.function")
+        name = function.get("name")
+        if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
+            raise InvalidRequest(
+                "A function name is 1 to 64 letters, digits, underscores or dashes.",
+                param=f"{where}.function.name",
+            )
+        if name in names:
+            raise InvalidRequest(f"Two tools are named `{name}`.", param=f"{where}.function.name")
+        names.append(name)
+        if "parameters" in function:
+            _check_schema(
+                function["parameters"],
+                f"{where}.function.parameters",
+                "invalid_function_parameters",
+            )
+    return names
+
+
+def _tool_choice(
+    choice: str | dict[str, Any] | None, names: list[str]
+) -> tuple[ToolChoice | None, contract.Guide | None]:
+    """OpenAI's tool_choice as the contract's; ``required`` and a named function force a call."""
+    if choice is None or choice in ("none", "auto"):
+        return choice, None  # type: ignore[return-value]
+    if choice == "required":
+        if not names:
+            raise InvalidRequest(
+                "`tool_choice` is `required` but there are no `tools`.", param="tool_choice"
+            )
+        return "required", contract.Guide(type="tool_call")
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if (
+        not isinstance(choice, dict)
+        or choice.get("type") != "function"
+        or not isinstance(name, str)
+    ):
+        raise InvalidRequest(
+            f"`tool_choice` must be one of {', '.join(_CHOICES)}, or "
+            '{"type": "function", "function": {"name": ...}}.',
+            param="tool_choice",
+        )
+    if name not in names:
+        raise InvalidRequest(
+            f"`tool_choice` names the function `{name}`, which is not among `tools`.",
+            param="tool_choice",
+            code="invalid_tool_choice",
+        )
+    return "required", contract.Guide(type="tool_call", tool_names=[name])
+
+
+def _format_guide(chat: ChatCompletionRequest) -> contract.Guide | None:
+    fmt = chat.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return contract.Guide(type="json")
+    if fmt.json_schema is None or fmt.json_schema.schema is None:
+        raise InvalidRequest(
+            "`response_format` of type json_schema needs `json_schema.schema`.",
+            param="response_format.json_schema.schema",
+        )
+    schema = fmt.json_schema.schema
+    _check_schema(schema, "response_format.json_schema.schema", "invalid_json_schema")
+    return contract.Guide(type="json_schema", json_schema=schema)
+
+
+def guidance(chat: ChatCompletionRequest, model: ModelEntry) -> Guidance:
+    """Check tools, tool_choice and response_format; what the model is asked to enforce."""
+    tools = chat.tools or None
+    names = _tool_names(tools or [])
+    choice, tool_guide = _tool_choice(chat.tool_choice, names)
+    if tools and choice != "none" and not model.tools:
+        raise InvalidRequest(
+            f"The model `{model.id}` does not support tool use.",
+            param="tools",
+            code="tools_not_supported",
+        )
+    format_guide = _format_guide(chat)
+    if format_guide is not None and not model.json_mode:
+        raise InvalidRequest(
+            f"The model `{model.id}` does not support JSON mode.",
+            param="response_format",
+            code="json_mode_not_supported",
+        )
+    # A forced call decides the output's shape; otherwise the response format does.
+    return Guidance(tools=tools, tool_choice=choice, guide=tool_guide or format_guide)

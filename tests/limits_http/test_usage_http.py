@@ -1,0 +1,157 @@
+"""Usage through `visiongate serve`: one row per request with the response's token counts,
+committed before the final chunk goes out; the token reservation settled to real usage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from gateway.db.models import UsageRecord
+from tests.gateway.helpers import image_message
+from tests.limits_http.conftest import MODEL, Stack, chat, open_stream, reserved
+
+
+def assert_row(row: UsageRecord | None, usage: dict[str, Any]) -> None:
+    """A committed, successful row with exactly the response's token counts."""
+    assert row is not None, "no usage row committed"
+    assert (row.prompt_tokens, row.completion_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert row.status == "ok"
+    assert row.model == MODEL
+    assert row.duration_ms > 0
+
+
+async def test_one_row_per_request_with_the_final_counts(stack: Stack) -> None:
+    org = "lh-usage"
+    key = stack.keys[org]
+    async with stack.openai(key) as client:
+        plain = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=5
+        )
+        with_image = await client.chat.completions.create(
+            model=MODEL,
+            messages=[image_message()],  # type: ignore[list-item]
+            max_tokens=2,
+        )
+        stream = await client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hi"}],
+            max_tokens=4,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    assert chunks[-1].usage is not None
+
+    rows = await stack.usage(org)
+    by_id = {row.request_id: row for row in rows}
+    assert len(rows) == len(by_id) == 3
+    for response, usage in (
+        (plain, plain.usage),
+        (with_image, with_image.usage),
+        (chunks[0], chunks[-1].usage),
+    ):
+        request_id = response.to_dict()["x_groq"]["id"]
+        assert usage is not None
+        assert_row(by_id[request_id], usage.to_dict())
+    image_row = by_id[with_image.to_dict()["x_groq"]["id"]]
+    assert image_row.images == 1
+    assert len({row.key_id for row in rows}) == 1
+    assert (await stack.key_row(key[:11])).id == rows[0].key_id
+
+
+async def test_the_final_chunk_comes_after_the_row_is_committed(stack: Stack) -> None:
+    org = "lh-final"
+    body = chat(8, stream=True, stream_options={"include_usage": True})
+    for _ in range(3):
+        async with (
+            stack.http(stack.keys[org]) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            assert response.status_code == 200
+            request_id = finish = None
+            async for line in response.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                event = json.loads(line[6:])
+                request_id = request_id or event.get("x_groq", {}).get("id")
+                if event["choices"] and event["choices"][0]["finish_reason"]:
+                    # Read the database the moment the finish chunk arrives.
+                    assert request_id is not None
+                    finish = event
+                    row = await stack.usage_row(request_id)
+                    break
+            assert finish is not None, "no finish chunk"
+            assert_row(row, finish["x_groq"]["usage"])
+
+
+async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
+    org = "lh-reserve"  # 2,000 tokens per minute: 30 ms of refill per token
+    key = stack.keys[org]
+    async with stack.http(key) as http:
+        # Admitted (1 + 4 + 576 per image + 1,000 reserved), then refused by media intake.
+        body = chat(1_000)
+        body["messages"][0]["content"] = [
+            {"type": "text", "text": "Hi"},
+            {"type": "image_url", "image_url": {"url": "file:///etc/hostname"}},
+        ]
+        failed = await http.post("/v1/chat/completions", json=body)
+        assert failed.status_code == 400
+        assert failed.headers["x-ratelimit-remaining-tokens"] == str(2_000 - 1_581)
+
+        # It used nothing, so all of it came back: the next request sees a full bucket.
+        started = time.monotonic()
+        small = await http.post("/v1/chat/completions", json=chat(1))
+        assert small.headers["x-ratelimit-remaining-tokens"] == str(2_000 - reserved(1))
+
+        # A long prompt: the estimate (4 characters a token) is far below the real count of
+        # this byte-level tokenizer, and the real count is what is charged.
+        long_text = "Hi " * 100
+        long = await http.post("/v1/chat/completions", json=chat(50, content=long_text))
+        probe = await http.post("/v1/chat/completions", json=chat(1))
+        elapsed_ms = (time.monotonic() - started) * 1000
+
+    small_used = small.json()["usage"]["total_tokens"]
+    long_used = long.json()["usage"]["total_tokens"]
+    assert long_used > reserved(50, long_text) + 100  # so the two accountings differ
+    charged = small_used + long_used + reserved(1)
+    remaining = int(probe.headers["x-ratelimit-remaining-tokens"])
+    assert 2_000 - charged - 1 <= remaining <= 2_000 - charged + elapsed_ms / 30 + 1
+
+    rows = {row.request_id: row for row in await stack.usage(org)}
+    assert len(rows) == 4
+    failed_row = [row for row in rows.values() if row.status != "ok"]
+    assert [(row.prompt_tokens, row.completion_tokens) for row in failed_row] == [(0, 0)]
+    for response in (small, long, probe):
+        data = response.json()
+        assert_row(rows[data["x_groq"]["id"]], data["usage"])
+
+
+@pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
+async def test_graceful_shutdown_finishes_and_records_requests_in_flight(stack: Stack) -> None:
+    org = "lh-drain"
+    draining = stack.start("draining")
+    async with stack.http(stack.keys[org], draining) as http:
+        stream = await open_stream(http, chat(300, stream=True))
+        plain = asyncio.create_task(http.post("/v1/chat/completions", json=chat(300)))
+        await asyncio.sleep(0.2)  # both admitted and generating
+        draining.process.terminate()  # SIGTERM: stop taking requests, finish these, flush
+        events = [json.loads(line[6:]) async for line in stream.lines if line.startswith("data: {")]
+        response = await plain
+        # uvicorn re-raises the SIGTERM once it has shut down cleanly.
+        assert await asyncio.to_thread(draining.process.wait, 60) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in draining.log_tail()
+    assert response.status_code == 200, response.text
+    finish = events[-1]
+    assert finish["choices"][0]["finish_reason"] == "length"
+    rows = {row.request_id: row for row in await stack.usage(org)}
+    assert len(rows) == 2
+    assert_row(rows[finish["x_groq"]["id"]], finish["x_groq"]["usage"])
+    assert_row(rows[response.json()["x_groq"]["id"]], response.json()["usage"])

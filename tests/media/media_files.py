@@ -1,0 +1,221 @@
+"""Real media for the media tests: images of every accepted format, videos, an HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A photograph-like RGB image: smooth gradients with sensor noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            128 + 100 * np.sin(x / (width / 7.0)),
+            128 + 100 * np.cos(y / (height / 5.0)),
+            128 + 80 * np.sin((x + y) / ((width + height) / 9.0)),
+        ],
+        axis=-1,
+    )
+    noise = rng.normal(0, 8, (height, width, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """``image`` encoded as ``fmt``."""
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG of random pixels (barely compressible: bytes ≈ 3 × pixels)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return encode(Image.fromarray(pixels), "PNG")
+
+
+def animated_gif() -> bytes:
+    """A three-frame GIF."""
+    frames = [Image.new("RGB", (32, 24), color) for color in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int, height: int, corrupt_pixels: bool = False) -> bytes:
+    """A grey PNG of ``width`` × ``height``: a few kilobytes however many pixels it claims.
+
+    With ``corrupt_pixels`` its IDAT is garbage, so anyone who decodes it fails: refusing it
+    for its size proves the decision came before decoding.
+    """
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    if corrupt_pixels:
+        pixels = b"\xde\xad\xbe\xef" * 64
+    else:
+        compressor = zlib.compressobj(9)
+        row = b"\x00" + b"\x80" * width
+        pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", pixels)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def padded(data: bytes, size: int) -> bytes:
+    """``data`` (an image) followed by zeros up to exactly ``size`` bytes; decoders ignore them."""
+    assert len(data) <= size
+    return data + b"\x00" * (size - len(data))
+
+
+def video(
+    seconds: float = 3.0, rate: int = 10, size: tuple[int, int] = (64, 48), fmt: str = "mp4"
+) -> bytes:
+    """A real H.264 (or VP9 for webm) video encoded with PyAV, each frame a different colour."""
+    codec = "libvpx-vp9" if fmt == "webm" else "libx264"
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(round(seconds * rate)):
+            pixels = np.full((size[1], size[0], 3), (i * 9) % 256, dtype=np.uint8)
+            pixels[:, : size[0] // 2, 1] = 255 - (i * 9) % 256
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes, media_type: str) -> str:
+    """A base64 ``data:`` URI."""
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+@dataclass
+class MediaServer:
+    """A real HTTP server on 127.0.0.1: ``files`` by path, redirects, and an endless body."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def media_server() -> Iterator[MediaServer]:
+    """Serve a MediaServer until the block ends."""
+    state = MediaServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            state.requests.append(self.path)
+            if self.path in state.redirects:
+                self.send_response(302)
+                self.send_header("location", state.redirects[self.path])
+                self.send_header("content-length", "0")
+                self.end_headers()
+            elif self.path == "/endless":
+                # No Content-Length: only counting bytes can stop this.
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.end_headers()
+                block = b"\x89PNG" + b"\x00" * 65_532
+                try:
+                    while True:
+                        self.wfile.write(block)
+                except OSError:
+                    pass
+                self.close_connection = True
+            elif self.path in state.files:
+                body = state.files[self.path]
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                with suppress(OSError):
+                    self.wfile.write(body)
+            else:
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Listener:
+    """A TCP listener that only counts the connections it accepts."""
+
+    port: int
+    family: int
+    accepted: list[object] = field(default_factory=list)
+
+
+@contextmanager
+def listener(host: str = "127.0.0.1") -> Iterator[Listener]:
+    """A listener on ``host`` (IPv4 or IPv6) that records every connection made to it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(16)
+    sock.settimeout(0.1)
+    state = Listener(port=sock.getsockname()[1], family=family)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            state.accepted.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()
