@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
-import urllib.request
 
 import numpy as np
 from PIL import Image
+
+from tests.inference.vlm_client import metric
+
+__all__ = ["MODEL", "image_data_uri", "image_message", "metric"]
 
 MODEL = "visiongate/tiny-random-llava"
 
@@ -29,13 +32,3 @@ def image_message(text: str = "What's in this image?", seed: int = 0) -> dict[st
             {"type": "image_url", "image_url": {"url": image_data_uri(seed)}},
         ],
     }
-
-
-def metric(metrics_url: str, name: str) -> float:
-    """One counter from Triton's Prometheus endpoint, summed over its labels."""
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
-    )

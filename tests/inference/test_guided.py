@@ -12,73 +12,10 @@ import tritonclient.grpc.aio as aio
 from inference.contract import GenerateRequest, Guide, ImagePart
 from inference.launcher import EmbeddedTriton
 from tests.inference.vlm_client import image_bytes, stream, user
+from tests.schemas import DETECTIONS, PARAMETERS, TOOLS
 
 IMAGE = [image_bytes(5)]
 ASK = [user("What is in this image?", ImagePart(0))]
-
-DETECTIONS = {
-    "type": "object",
-    "properties": {
-        "objects": {
-            "type": "array",
-            "maxItems": 3,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "label": {"type": "string", "maxLength": 12},
-                    "count": {"type": "integer", "minimum": 0, "maximum": 9},
-                    "kind": {"enum": ["animal", "thing", "person"]},
-                },
-                "required": ["label", "count", "kind"],
-                "additionalProperties": False,
-            },
-        },
-        "score": {"type": "number", "minimum": 0, "maximum": 1},
-        "scene": {
-            "type": "object",
-            "properties": {"indoor": {"type": "boolean"}},
-            "required": ["indoor"],
-        },
-    },
-    "required": ["objects", "score", "scene"],
-    "additionalProperties": False,
-}
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "maxLength": 30},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["location"],
-        },
-    },
-}
-COUNT = {
-    "type": "function",
-    "function": {
-        "name": "count_objects",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "n": {"type": "integer", "minimum": 1, "maximum": 5},
-                "tags": {
-                    "type": "array",
-                    "items": {"type": "string", "maxLength": 5},
-                    "maxItems": 2,
-                },
-            },
-            "required": ["n", "tags"],
-        },
-    },
-}
-TOOLS = [WEATHER, COUNT]
-PARAMETERS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +68,16 @@ async def test_named_tool_call_calls_that_tool(client: aio.InferenceServerClient
         messages=ASK,
         tools=TOOLS,
         tool_choice="required",
-        guide=Guide(type="tool_call", tool_names=["count_objects"]),
+        guide=Guide(type="tool_call", tool_names=["record_inventory"]),
         parallel_tool_calls=False,
         max_tokens=2000,
         seed=4,
     )
     answer = await stream(client, request, IMAGE)
-    assert [call["name"] for call in answer.tool_calls] == ["count_objects"]
-    jsonschema.validate(json.loads(answer.tool_calls[0]["arguments"]), PARAMETERS["count_objects"])
+    assert [call["name"] for call in answer.tool_calls] == ["record_inventory"]
+    jsonschema.validate(
+        json.loads(answer.tool_calls[0]["arguments"]), PARAMETERS["record_inventory"]
+    )
 
 
 async def test_an_unenforceable_schema_is_an_error_naming_it(
