@@ -12,7 +12,12 @@ COPY model_repository model_repository
 COPY migrations migrations
 RUN pip install --no-cache-dir -c constraints.txt .
 USER nobody
+ENV VISIONGATE_CACHE_DIR=/tmp/visiongate PYTHONUNBUFFERED=1
 EXPOSE 8000
+# uvicorn drains on SIGTERM (VISIONGATE_GRACEFUL_SHUTDOWN_S); /healthz is the liveness probe.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"]
 ENTRYPOINT ["visiongate"]
 CMD ["serve", "--host", "0.0.0.0"]
 

@@ -17,6 +17,8 @@ from gateway.api.services import open_services
 from gateway.errors import handle_exception
 from gateway.playground import playground_router
 from gateway.settings import Settings
+from gateway.telemetry import Telemetry
+from gateway.telemetry.http import MetricsController, telemetry_middleware
 
 log = logging.getLogger("visiongate.app")
 
@@ -24,14 +26,23 @@ log = logging.getLogger("visiongate.app")
 class GatewayPlugin(InitPluginProtocol):
     """Registers the controllers, the error mapping, and the per-worker services."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
         self.settings = settings
+        self.telemetry = telemetry
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add visiongate's parts to the app being built."""
         app_config.route_handlers.extend(
-            [ChatController, ModelsController, HealthController, playground_router]
+            [
+                ChatController,
+                ModelsController,
+                HealthController,
+                MetricsController,
+                playground_router,
+            ]
         )
+        # Request id, server span and request metrics around every routed request.
+        app_config.middleware.insert(0, telemetry_middleware(self.telemetry))  # type: ignore[arg-type]
         # One handler for every exception type keeps every error body OpenAI-shaped.
         app_config.exception_handlers[Exception] = handle_exception
         app_config.lifespan.append(self._services)
@@ -41,20 +52,29 @@ class GatewayPlugin(InitPluginProtocol):
     @asynccontextmanager
     async def _services(self, app: Litestar) -> AsyncIterator[None]:
         """Open this worker's services inside its event loop; flush and close them at exit."""
-        async with open_services(self.settings) as services:
+        async with open_services(self.settings, self.telemetry) as services:
             app.state.services = services
             models = [entry.id for entry in services.registry.entries]
             log.info(
                 "gateway ready: models %s, limits %s", models, services.limiter.health().backend
             )
             yield
+            log.info("gateway stopping: flushing usage records and telemetry")
+        # After the services closed (usage committed): export the last spans and metrics.
+        self.telemetry.shutdown()
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the gateway for ``settings`` (from VISIONGATE_* environment variables by default)."""
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> Litestar:
+    """Build the gateway for ``settings`` (from VISIONGATE_* environment variables by default).
+
+    ``telemetry``: the tracer and instruments to use (tests pass in-memory exporters).
+    """
     settings = settings or Settings()
+    telemetry = telemetry or Telemetry(settings)
     return Litestar(
-        plugins=[GatewayPlugin(settings)],
+        plugins=[GatewayPlugin(settings, telemetry)],
         openapi_config=None,
+        # Logging is configured once per process by `serve` (JSON lines, gateway/telemetry).
+        logging_config=None,
         debug=False,
     )

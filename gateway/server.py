@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import os
+import shutil
+import signal
+import tempfile
 
 import uvicorn
 
 from gateway.admin import development_secret_warning, ensure_default_organisation
 from gateway.db import migrate
 from gateway.settings import Settings
+from gateway.telemetry.logging import log_config
+from gateway.telemetry.metrics import use_multiprocess_dir
 
 log = logging.getLogger("visiongate.server")
 
@@ -31,7 +37,29 @@ def prepare_database(settings: Settings) -> None:
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    """Run the gateway until SIGINT/SIGTERM; return the exit code."""
+    """Run the gateway until SIGINT/SIGTERM; return the exit code.
+
+    SIGTERM: uvicorn stops accepting, waits up to ``graceful_shutdown_s`` for in-flight
+    requests and streams, then each worker's lifespan flushes usage and telemetry.
+    """
+    logs = log_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(logs)
+    # Prometheus multiprocess mode: every worker writes its values under this directory and
+    # /metrics sums them. It must be set before the workers import prometheus_client, and
+    # start empty (values left by a previous run would be added to this one's).
+    metrics_dir = tempfile.mkdtemp(prefix="visiongate-metrics-")
+    use_multiprocess_dir(metrics_dir)
+    try:
+        return _serve(settings, host, port, workers, logs)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    log.info("stopped after %s", signal.Signals(signum).name)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[str, object]) -> int:
     prepare_database(settings)
     triton = None
     if settings.triton_url is None:
@@ -54,6 +82,11 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # Every worker reads its settings from the environment: point them all at this one.
         os.environ["VISIONGATE_TRITON_URL"] = triton.grpc_url
         log.info("embedded Triton ready on grpc://%s", triton.grpc_url)
+    # uvicorn handles SIGINT/SIGTERM while it runs (stop accepting, drain, lifespan shutdown)
+    # and re-raises the signal once done; this handler takes it, so that the embedded Triton
+    # is stopped below and `serve` exits 0 after a graceful shutdown.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _after_shutdown)
     try:
         # uvicorn with uvloop and httptools: already a dependency, one process per worker
         # (its supervisor restarts a dead one), and its per-request cost fits the overhead
@@ -67,6 +100,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
             loop="uvloop",
             http="httptools",
             access_log=settings.access_log,
+            log_config=logs,
             timeout_graceful_shutdown=settings.graceful_shutdown_s,
         )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VISIONGATE_", extra="ignore")
 
     # The embedded Triton, started by `visiongate triton` and by `serve` when no URL is set.
+    # Several servers: comma-separated or a JSON list (docs/deploy.md).
     triton_url: str | None = None
     triton_host: str = "127.0.0.1"
     triton_grpc_port: int = 8001
@@ -131,4 +133,16 @@ class Settings(BaseSettings):
     triton_request_timeout_s: float = 600.0
     triton_health_timeout_s: float = 2.0
     triton_reconnect_backoff_max_ms: int = 1000
+    # Several Triton servers: how often each is health-checked, and how one is chosen.
+    triton_health_interval_s: float = 1.0
+    triton_balance: Literal["least_loaded", "round_robin"] = "least_loaded"
+
+    # Telemetry (docs/deploy.md). Spans and metrics go to: none, console (stdout) or OTLP
+    # over HTTP (otlp_endpoint, else OTEL_EXPORTER_OTLP_ENDPOINT); /metrics always answers.
+    telemetry_exporter: Literal["none", "console", "otlp"] = "none"
+    otlp_endpoint: str | None = None
+    otel_service_name: str = "visiongate"
+    telemetry_export_interval_s: float = 10.0
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
     retry_after_s: int = 5

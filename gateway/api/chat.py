@@ -41,6 +41,7 @@ from gateway.api.services import Services
 from gateway.errors import ApiError
 from gateway.media.body import read_chat_body
 from gateway.media.intake import Intake, intake
+from gateway.telemetry import current_request
 from inference import contract
 
 log = logging.getLogger("visiongate.chat")
@@ -140,34 +141,51 @@ class ChatController(Controller):
         """Create a chat completion, streamed as SSE when ``stream`` is true."""
         clock = Clock(received=time.perf_counter())
         services: Services = request.app.state.services
-        principal = await admission.authenticate(services, request)
+        stage = services.telemetry.stage  # a child span per stage of the request
+        principal = await stage("visiongate.auth", admission.authenticate(services, request))
         body = await read_chat_body(request, services.settings)
         chat = parse_chat_request(body)
         model = services.registry.resolve(chat.model)
+        info = current_request()
+        if info is not None:
+            info.model, info.org, info.tier = model.id, principal.org_name, principal.tier
         guided = guidance(chat, model)
         ids = _ids()
-        ticket = await admission.admit(services, principal, chat, model.id, ids[1])
+        ticket = await stage(
+            "visiongate.limits", admission.admit(services, principal, chat, model.id, ids[1])
+        )
         # From here on every response, errors included, carries the rate-limit headers.
         request.state.rate_limit_headers = ticket.headers
         status = "failed"
         try:
-            media = await intake(
-                chat.messages,
-                model,
-                services.settings,
-                video_fps=chat.video_fps,
-                video_max_frames=chat.video_max_frames,
-                request_bytes=len(body),
+            media = await stage(
+                "visiongate.media",
+                intake(
+                    chat.messages,
+                    model,
+                    services.settings,
+                    video_fps=chat.video_fps,
+                    video_max_frames=chat.video_max_frames,
+                    request_bytes=len(body),
+                ),
             )
             ticket.images = len(media.images)
             ticket.video_frames = sum(media.frame_counts)
             clock.submitted = time.perf_counter()
+            deltas: list[str] = []
+
+            def restart() -> None:
+                # A non-streamed answer failed over to another Triton: start it afresh.
+                deltas.clear()
+                ticket.deltas = 0
+
             events = services.backend.generate(
                 model.triton_model,
                 generate_request(chat, media, guided, services.settings.default_max_tokens),
                 media.images,
                 media.video_frames,
                 media.frame_counts,
+                on_restart=None if chat.stream else restart,
             )
             created = int(time.time())
             if chat.stream:
@@ -179,7 +197,9 @@ class ChatController(Controller):
                 status = "streaming"  # the stream itself finishes the ticket
                 headers = {**_SSE_HEADERS, **ticket.headers}
                 return Stream(sse, media_type="text/event-stream", headers=headers)
-            text, final = await _unless_disconnected(request, _collect(events, clock, ticket))
+            collecting = _collect(events, clock, ticket, deltas)
+            text, final = await _unless_disconnected(request, collecting)
+            _observe(clock, final)
             status = "ok"
             await admission.finish(services, ticket, status, final)
             body = _encode(_completion(chat, ids, created, text, final, clock))
@@ -193,9 +213,18 @@ class ChatController(Controller):
 
 
 def _ids() -> tuple[str, str]:
-    """The completion id and Groq's request id."""
-    hex_ = uuid.uuid4().hex
+    """The completion id and Groq's request id (also ``x-request-id`` unless the client set it)."""
+    info = current_request()
+    hex_ = info.generated_hex if info and info.generated_hex else uuid.uuid4().hex
     return f"chatcmpl-{hex_}", f"req_{hex_}"
+
+
+def _observe(clock: Clock, final: contract.Final) -> None:
+    """Token counts and time to first token, for the request's span and metrics."""
+    info = current_request()
+    if info is not None:
+        info.input_tokens, info.output_tokens = final.prompt_tokens, final.completion_tokens
+        info.ttft_s = clock.first - clock.received
 
 
 async def _first(events: Events) -> str | contract.Final:
@@ -206,8 +235,9 @@ async def _first(events: Events) -> str | contract.Final:
         raise
 
 
-async def _collect(events: Events, clock: Clock, ticket: Ticket) -> tuple[str, contract.Final]:
-    deltas: list[str] = []
+async def _collect(
+    events: Events, clock: Clock, ticket: Ticket, deltas: list[str]
+) -> tuple[str, contract.Final]:
     async with aclosing(events):
         async for item in events:
             if not clock.first:
@@ -289,6 +319,7 @@ async def _sse(
             item = await anext(events)
         clock.done = time.perf_counter()
         usage = clock.usage(item)
+        _observe(clock, item)
         status = "ok"
         await admission.finish(services, ticket, status, item)
         for i, call in enumerate(tool_calls(item.tool_calls, ids[1])):

@@ -46,9 +46,11 @@ async def _triton(services: Services) -> tuple[dict[str, Any], ApiError | None]:
     for entry in services.registry.entries:
         if not await services.backend.ready(entry.triton_model):
             why = f"Triton model {entry.triton_model} is not ready"
-            return {"ready": False, "detail": why}, services.backend.unavailable(why)
+            check = {"ready": False, "detail": why, "servers": services.backend.health()}
+            return check, services.backend.unavailable(why)
     await services.registry.describe(services.backend.describe)
-    return {"ready": True, "detail": "ok"}, None
+    # Each Triton server's state (several: VISIONGATE_TRITON_URL as a list); one is enough.
+    return {"ready": True, "detail": "ok", "servers": services.backend.health()}, None
 
 
 async def _database(services: Services) -> tuple[dict[str, Any], ApiError | None]:

@@ -7,37 +7,43 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gateway.auth import Authenticator
-from gateway.backend.triton import TritonBackend
+from gateway.backend import TritonPool
 from gateway.db import create_engine, session_factory
 from gateway.db.revision import RevisionWatcher
 from gateway.limits import RateLimiter, TierCatalog
 from gateway.registry import Registry
 from gateway.settings import Settings
+from gateway.telemetry import Telemetry
 from gateway.usage import MonthlyTokens, UsageRecorder
 
 
 @dataclass
 class Services:
-    """This worker's settings, models, Triton client, key lookup, limiter and usage recorder."""
+    """This worker's settings, models, Triton servers, key lookup, limiter, usage, telemetry."""
 
     settings: Settings
     registry: Registry
-    backend: TritonBackend
+    backend: TritonPool
     auth: Authenticator
     catalog: TierCatalog
     limiter: RateLimiter
     recorder: UsageRecorder
+    telemetry: Telemetry
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, telemetry: Telemetry | None = None
+) -> AsyncIterator[Services]:
     """Open everything inside the worker's event loop; close it in reverse order.
 
     Closing flushes what is still queued: usage records and keys' ``last_used``.
     """
     async with AsyncExitStack() as stack:
-        url = settings.triton_url or f"{settings.triton_host}:{settings.triton_grpc_port}"
-        backend = TritonBackend(settings, url)
+        if telemetry is None:
+            telemetry = Telemetry(settings)
+            stack.callback(telemetry.shutdown)
+        backend = TritonPool(settings, telemetry)
         await backend.open()
         stack.push_async_callback(backend.close)
         registry = Registry(settings)
@@ -59,4 +65,4 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         recorder = UsageRecorder(sessions, settings)
         recorder.start()
         stack.push_async_callback(recorder.close)
-        yield Services(settings, registry, backend, auth, catalog, limiter, recorder)
+        yield Services(settings, registry, backend, auth, catalog, limiter, recorder, telemetry)

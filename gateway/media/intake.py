@@ -15,10 +15,11 @@ threads so that one large image does not stall the event loop. Docs: docs/media.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import httpx
 
@@ -35,7 +36,7 @@ from gateway.api.chat_request import (
     VideoContent,
     VideoPath,
 )
-from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.errors import ApiError, InvalidRequest, PayloadTooLarge
 from gateway.media import fetch
 from gateway.media.data_uri import DataURIError, decode_data_uri, is_data_uri
 from gateway.media.images import ImageError, validate_image
@@ -43,6 +44,7 @@ from gateway.media.local import LocalMediaError, is_local, local_path, read_loca
 from gateway.media.video import Sampling, sample_frames
 from gateway.registry import ModelEntry
 from gateway.settings import Settings
+from gateway.telemetry import current_request
 from inference import contract
 
 T = TypeVar("T")
@@ -335,6 +337,26 @@ async def _all(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         raise
 
 
+P = ParamSpec("P")
+
+
+def _rejections_counted(func: Callable[P, Awaitable[Intake]]) -> Callable[P, Awaitable[Intake]]:
+    """Note the rule (error code) of a refusal, for the media-rejections metric."""
+
+    @functools.wraps(func)
+    async def counted(*args: P.args, **kwargs: P.kwargs) -> Intake:
+        try:
+            return await func(*args, **kwargs)
+        except ApiError as exc:
+            info = current_request()
+            if info is not None:
+                info.media_rejection = exc.code or "invalid_media"
+            raise
+
+    return counted
+
+
+@_rejections_counted
 async def intake(
     messages: list[ChatMessage],
     model: ModelEntry,

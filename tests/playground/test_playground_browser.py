@@ -94,8 +94,11 @@ def test_image_question_streams_an_answer_with_usage_and_headers(page: Page, fre
     expect(answer).not_to_be_empty()
     expect(page.locator("#usage")).to_contain_text("finish reason")
     assert NUMBER.match(stat(page, "usage", "prompt tokens"))
-    assert stat(page, "usage", "completion tokens") == "24"
-    assert stat(page, "usage", "finish reason") == "length"
+    # Unseeded noise: the model may sample its end token before the 24-token budget runs out.
+    completion = int(stat(page, "usage", "completion tokens"))
+    finish = stat(page, "usage", "finish reason")
+    assert 1 <= completion <= 24
+    assert finish == "stop" or (finish == "length" and completion == 24)
     assert SECONDS.match(stat(page, "usage", "time to first token"))
     assert SECONDS.match(stat(page, "usage", "total time"))
     # Free tier: 1,000 requests a day, 30,000 tokens a minute (Groq's headers).
