@@ -112,6 +112,20 @@ class BackendUnavailable(ApiError):
         super().__init__(message, headers={"retry-after": str(retry_after_s)})
 
 
+class DatabaseUnavailable(ApiError):
+    """The database does not answer: keys cannot be looked up nor usage recorded (503)."""
+
+    status_code = 503
+    type = "service_unavailable"
+    code = "database_unavailable"
+
+    def __init__(self, *, retry_after_s: int) -> None:
+        super().__init__(
+            "The database is unavailable; try again shortly.",
+            headers={"retry-after": str(retry_after_s)},
+        )
+
+
 class BackendTimeout(ApiError):
     """Triton did not finish within the request timeout (504)."""
 

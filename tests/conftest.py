@@ -24,6 +24,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start_service(what: str, command: str, port: int) -> None:
+    """Start a local service with this machine's own command; fail clearly if it won't run."""
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{what} is not running on 127.0.0.1:{port} and `{command}` did not start it:\n"
+                f"{result.stdout}{result.stderr}",
+                pytrace=False,
+            )
+        time.sleep(0.2)
+
+
+# The commands these machines start their services with (see the project's machine notes).
+REDIS_START = (
+    "mkdir -p /var/lib/redis /var/log/redis && redis-server --daemonize yes "
+    "--bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no --dir /var/lib/redis "
+    "--logfile /var/log/redis/ci.log"
+)
+POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_services() -> None:
+    """PostgreSQL and Redis on their local ports, started here when they are not running."""
+    if "VISIONGATE_TEST_REDIS_URL" not in os.environ and not _listening(6379):
+        _start_service("Redis", REDIS_START, 6379)
+    if "VISIONGATE_TEST_POSTGRES_URL" not in os.environ and not _listening(5432):
+        _start_service("PostgreSQL", POSTGRES_START, 5432)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh VISIONGATE_CACHE_DIR: the default model is built from its seed in this session."""

@@ -8,6 +8,7 @@ token reservation to what was really used, and frees the concurrency slot.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,11 +16,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.api.chat_request import ChatCompletionRequest
 from gateway.api.services import Services
 from gateway.auth import InvalidApiKey, Principal
-from gateway.errors import ApiError
+from gateway.errors import ApiError, DatabaseUnavailable
 from gateway.limits import (
     Decision,
     LimiterUnavailable,
@@ -32,6 +34,11 @@ from gateway.limits import (
 from gateway.media.intake import planned_video_frames
 from gateway.usage import Usage
 from inference import contract
+
+log = logging.getLogger("visiongate.admission")
+
+# What a database that does not answer raises (SQLAlchemy's errors, or the socket's).
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 
 class Unauthorized(ApiError):
@@ -64,6 +71,8 @@ async def authenticate(services: Services, request: Request) -> Principal:
         return await services.auth.authenticate(request.headers.get("authorization"))
     except InvalidApiKey as exc:
         raise Unauthorized(exc.message) from None
+    except DATABASE_ERRORS as exc:  # a key not in the cache needs the database
+        raise DatabaseUnavailable(retry_after_s=services.settings.retry_after_s) from exc
 
 
 @dataclass
@@ -73,13 +82,13 @@ class Ticket:
     principal: Principal
     model: str
     request_id: str
+    received: float  # time.perf_counter() when the request arrived, as the chat handler's clock
     decision: Decision
     headers: dict[str, str]
     prompt_estimate: int
     images: int
     # Before intake: the most frames the videos may become; after: the frames really sent.
     video_frames: int = 0
-    received: float = field(default_factory=time.perf_counter)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     first_token: float | None = None
     deltas: int = 0
@@ -92,6 +101,7 @@ async def admit(
     chat: ChatCompletionRequest,
     model: str,
     request_id: str,
+    received: float,
 ) -> Ticket:
     """Reserve the request's estimated tokens and a concurrency slot, or refuse it."""
     settings = services.settings
@@ -109,6 +119,8 @@ async def admit(
     limits = services.catalog.limits_for(principal.tier, model)
     try:
         decision = await services.limiter.admit(principal.org_id, model, limits, tokens)
+    except DATABASE_ERRORS as exc:  # the monthly quota's baseline comes from usage records
+        raise DatabaseUnavailable(retry_after_s=settings.retry_after_s) from exc
     except LimiterUnavailable as exc:
         body, headers = unavailable_body(exc)
         raise LimiterDown(
@@ -124,6 +136,7 @@ async def admit(
         principal=principal,
         model=model,
         request_id=request_id,
+        received=received,
         decision=decision,
         headers=headers,
         prompt_estimate=max(0, tokens - completion),
@@ -138,7 +151,8 @@ async def finish(
     """Record usage and settle the limiter, once; a client leaving cannot interrupt it.
 
     Without a final (cancelled or failed), the prompt is the admission estimate and the
-    completion the deltas already streamed.
+    completion the deltas already streamed. A completed answer goes out only once its usage
+    is committed, so failing to commit it is a 503; a failed request's record is best effort.
     """
     if ticket.finished:
         return
@@ -170,6 +184,10 @@ async def _finish(
     )
     try:
         await services.recorder.record(usage)
+    except Exception as exc:  # the recorder already retried; the database is not answering
+        if final is not None:
+            raise DatabaseUnavailable(retry_after_s=services.settings.retry_after_s) from exc
+        log.warning("usage of failed request %s not recorded: %s", ticket.request_id, exc)
     finally:
         if ticket.decision.reservation is not None:
             await services.limiter.finish(ticket.decision.reservation, prompt + completion)

@@ -146,13 +146,16 @@ class ChatController(Controller):
         body = await read_chat_body(request, services.settings)
         chat = parse_chat_request(body)
         model = services.registry.resolve(chat.model)
+        if not model.described:  # Triton was not ready when this worker started
+            await services.registry.describe(services.backend.describe)
         info = current_request()
         if info is not None:
             info.model, info.org, info.tier = model.id, principal.org_name, principal.tier
         guided = guidance(chat, model)
         ids = _ids()
         ticket = await stage(
-            "visiongate.limits", admission.admit(services, principal, chat, model.id, ids[1])
+            "visiongate.limits",
+            admission.admit(services, principal, chat, model.id, ids[1], clock.received),
         )
         # From here on every response, errors included, carries the rate-limit headers.
         request.state.rate_limit_headers = ticket.headers
@@ -202,8 +205,8 @@ class ChatController(Controller):
             _observe(clock, final)
             status = "ok"
             await admission.finish(services, ticket, status, final)
-            body = _encode(_completion(chat, ids, created, text, final, clock))
-            return Response(body, media_type="application/json", headers=ticket.headers)
+            completion = _encode(_completion(chat, ids, created, text, final, clock))
+            return Response(completion, media_type="application/json", headers=ticket.headers)
         except ApiError as exc:
             status = exc.code or str(exc.status_code)
             raise

@@ -37,6 +37,9 @@ class Guidance:
 def _check_schema(schema: Any, param: str, code: str) -> None:
     if not isinstance(schema, dict):
         raise InvalidRequest("The schema must be a JSON object.", param=param, code=code)
+    if not isinstance(schema.get("$schema", ""), str):
+        # validator_for() crashes on a non-string "$schema" instead of raising SchemaError.
+        raise InvalidRequest("`$schema` must be a string.", param=param, code=code)
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:

@@ -26,20 +26,12 @@ from litestar import Controller, Request, Response, get
 
 from gateway.api.admission import LimiterDown
 from gateway.api.services import Services
-from gateway.errors import ApiError
+from gateway.errors import ApiError, DatabaseUnavailable
 
 # How long /readyz waits for the database's answer.
 DATABASE_TIMEOUT_S = 2.0
 
 _encode = msgspec.json.Encoder().encode
-
-
-class DatabaseUnavailable(ApiError):
-    """The database does not answer: keys cannot be looked up nor usage recorded (503)."""
-
-    status_code = 503
-    type = "service_unavailable"
-    code = "database_unavailable"
 
 
 async def _triton(services: Services) -> tuple[dict[str, Any], ApiError | None]:
@@ -59,10 +51,7 @@ async def _database(services: Services) -> tuple[dict[str, Any], ApiError | None
             await services.recorder.ping()
     except Exception as exc:  # any failure to answer means not ready
         detail = f"database unreachable: {type(exc).__name__}: {exc}"[:500]
-        error = DatabaseUnavailable(
-            "The database is unavailable; try again shortly.",
-            headers={"retry-after": str(services.settings.retry_after_s)},
-        )
+        error = DatabaseUnavailable(retry_after_s=services.settings.retry_after_s)
         return {"ready": False, "detail": detail}, error
     return {"ready": True, "detail": "ok"}, None
 

@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -44,7 +44,6 @@ class Server:
     healthy: bool = True
     in_flight: int = 0
     detail: str = "not checked yet"
-    failures: int = field(default=0)
 
     @property
     def url(self) -> str:

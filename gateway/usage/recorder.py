@@ -106,7 +106,8 @@ class UsageRecorder:
             except Exception as exc:
                 error = exc
                 log.warning("usage commit failed (attempt %d)", attempt + 1, exc_info=True)
-                await asyncio.sleep(0.1 * 2**attempt)
+                if attempt + 1 < self._attempts:
+                    await asyncio.sleep(0.1 * 2**attempt)
             else:
                 error = None
                 break

@@ -273,6 +273,11 @@ def test_invalid_tools_and_formats_are_400s_naming_the_parameter(
     unenforceable = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
     fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": unenforceable}}
     assert "uniqueItems" in refused(gateway, response_format=fmt)["message"]
+    odd_dialect = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$schema": 5}}}
+    assert (
+        refused(gateway, response_format=odd_dialect)["param"]
+        == "response_format.json_schema.schema"
+    )
     no_schema = {"type": "json_schema", "json_schema": {"name": "x"}}
     assert (
         refused(gateway, response_format=no_schema)["param"] == "response_format.json_schema.schema"

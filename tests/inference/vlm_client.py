@@ -13,6 +13,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio
 from PIL import Image
 
+from gateway.backend.triton import build_inputs as gateway_inputs
 from inference import contract
 
 
@@ -48,29 +49,16 @@ def user(*parts: contract.Part | str) -> contract.Message:
     )
 
 
-def _bytes_input(name: str, values: Sequence[bytes]) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, [len(values)], contract.DTYPES[name])
-    tensor.set_data_from_numpy(np.array(list(values), dtype=np.object_))
-    return tensor
-
-
 def build_inputs(
     request: bytes | None,
     images: Sequence[bytes] = (),
     video_frames: Sequence[bytes] = (),
     frame_counts: Sequence[int] = (),
 ) -> list[grpcclient.InferInput]:
-    """The contract's input tensors; ``request=None`` leaves the request tensor out."""
-    inputs = [] if request is None else [_bytes_input(contract.INPUT_REQUEST, [request])]
-    if images:
-        inputs.append(_bytes_input(contract.INPUT_IMAGES, images))
-    if frame_counts:
-        inputs.append(_bytes_input(contract.INPUT_VIDEO_FRAMES, video_frames))
-        counts = grpcclient.InferInput(
-            contract.INPUT_VIDEO_FRAME_COUNTS, [len(frame_counts)], "INT32"
-        )
-        counts.set_data_from_numpy(np.array(frame_counts, dtype=np.int32))
-        inputs.append(counts)
+    """The gateway's input tensors; ``request=None`` leaves the request tensor out."""
+    inputs = gateway_inputs(request or b"", images, video_frames, frame_counts)
+    if request is None:
+        return [tensor for tensor in inputs if tensor.name() != contract.INPUT_REQUEST]
     return inputs
 
 
