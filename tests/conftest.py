@@ -73,13 +73,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def triton(cache_dir: Path) -> Iterator[EmbeddedTriton]:
     """The embedded Triton server serving model_repository/vlm, started once per session."""
-    server = EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False)
-    server.start()
-    try:
-        server.wait_ready(timeout_s=300)
+    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @dataclass

@@ -22,13 +22,8 @@ COMPLETED = "vlm_completed_requests_total"
 @pytest.fixture(scope="module")
 def second_triton(triton: EmbeddedTriton) -> Iterator[EmbeddedTriton]:
     """Another Triton serving the same repository."""
-    server = EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False)
-    server.start()
-    try:
-        server.wait_ready(timeout_s=300)
+    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
