@@ -16,6 +16,7 @@ The server binds IPv4 only: clients connect to ``127.0.0.1``, not ``localhost``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -228,6 +229,10 @@ class EmbeddedTriton:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
             code = self._await_exit(process)
+            # A Python-backend stub outlives a tritonserver that crashed or was killed; the
+            # server ran in its own session, so its process group is exactly what it left.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
         if self._reader is not None:
             self._reader.join(timeout=5)
             self._reader = None
