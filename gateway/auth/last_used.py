@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway import background
 from gateway.db.models import ApiKey
 
 log = logging.getLogger("visiongate.auth")
@@ -51,11 +51,8 @@ class LastUsedWriter:
 
     async def close(self) -> None:
         """Stop and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await background.stop(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

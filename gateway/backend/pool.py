@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway import background
 from gateway.backend.triton import TritonBackend
 from gateway.errors import ApiError, BackendUnavailable
 from gateway.settings import Settings
@@ -72,10 +73,7 @@ class TritonPool:
 
     async def close(self) -> None:
         """Stop the checks and close every channel."""
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        await background.stop(self._checker)
         for server in self.servers:
             await server.backend.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -16,6 +15,7 @@ from typing import Protocol
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from gateway import background
 from gateway.limits.decision import Decision, LimitKind, Reservation, Violation
 from gateway.limits.memory import InProcessBackend
 from gateway.limits.policy import LimitSet
@@ -263,11 +263,8 @@ class RateLimiter:
 
     async def close(self) -> None:
         """Stop renewing and close the Redis connection pool."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        await background.stop(self._renewer)
+        self._renewer = None
         if self._redis is not None:
             await self._redis.close()
 
