@@ -1,17 +1,25 @@
-# Two images from one file:
-#   gateway: the HTTP service (no torch, no Triton)
-#   triton:  NVIDIA's Triton image with the vlm model and the transformers engine on the GPU
-ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
+# Three stages, one wheel:
+#   wheel:   builds visiongate's wheel (`pip wheel --no-deps .`), the artefact both images install
+#   gateway: the HTTP service (no torch, no Triton), the wheel with constraints.txt
+#   triton:  NVIDIA's Triton image with the wheel's vlm model and the transformers engine on the GPU
+# Written for nvcr.io/nvidia/tritonserver:24.12-py3 (Triton 2.53.0, CUDA 12.6.3, Ubuntu 24.04 with
+# Python 3.12: visiongate needs Python >= 3.11, so 24.10 and older, on Python 3.10, cannot run it).
+# Never built here (no Docker engine): see docs/deploy.md, "What has been run".
+ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.12-py3
 
-FROM python:3.11-slim AS gateway
-WORKDIR /app
-COPY pyproject.toml README.md constraints.txt ./
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
 COPY gateway gateway
 COPY inference inference
-COPY model_repository model_repository
-COPY migrations migrations
-RUN pip install --no-cache-dir -c constraints.txt .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim AS gateway
+COPY constraints.txt /tmp/constraints.txt
+COPY --from=wheel /wheels /wheels
+RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/visiongate-*.whl
 USER nobody
+WORKDIR /tmp
 ENV VISIONGATE_CACHE_DIR=/tmp/visiongate PYTHONUNBUFFERED=1
 EXPOSE 8000
 # uvicorn drains on SIGTERM (VISIONGATE_GRACEFUL_SHUTDOWN_S); /healthz is the liveness probe.
@@ -22,14 +30,19 @@ ENTRYPOINT ["visiongate"]
 CMD ["serve", "--host", "0.0.0.0"]
 
 FROM ${TRITON_IMAGE} AS triton
-WORKDIR /opt/visiongate
-COPY pyproject.toml README.md constraints.txt ./
-COPY gateway gateway
-COPY inference inference
-COPY model_repository /models
-# torch with CUDA comes from the default index here: this image has the GPU.
-RUN pip install --no-cache-dir torch transformers safetensors tokenizers llguidance msgspec pillow \
- && pip install --no-cache-dir --no-deps .
-RUN sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
+# The image's Python is the system one (Ubuntu 24.04 marks it externally managed).
+ENV PIP_BREAK_SYSTEM_PACKAGES=1
+COPY docker/triton-constraints.txt /tmp/triton-constraints.txt
+COPY --from=wheel /wheels /wheels
+# Only what the vlm model imports, every version pinned; torch from PyPI is its CUDA build,
+# with its own CUDA libraries. The wheel goes in without its dependencies: the gateway's are
+# not needed here, and tritonserver comes with the image (not nvidia-pytriton's).
+RUN pip install --no-cache-dir -c /tmp/triton-constraints.txt \
+      torch transformers safetensors tokenizers llguidance msgspec pillow numpy \
+ && pip install --no-cache-dir --no-deps /wheels/visiongate-*.whl
+# The model repository is the wheel's own (inference/model_repository), on the GPU.
+RUN cp -r "$(python3 -c 'from inference.launcher import DEFAULT_MODEL_REPOSITORY as r; print(r)')" \
+      /models \
+ && sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
 # HTTP stays inside the container, for the health check.
 CMD ["tritonserver", "--model-repository=/models", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]

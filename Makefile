@@ -23,13 +23,13 @@ test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check gateway inference tests bench migrations model_repository
-	$(VENV)/bin/ruff format --check gateway inference tests bench migrations model_repository
+	$(VENV)/bin/ruff check gateway inference tests bench
+	$(VENV)/bin/ruff format --check gateway inference tests bench
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix gateway inference tests bench migrations model_repository
-	$(VENV)/bin/ruff format gateway inference tests bench migrations model_repository
+	$(VENV)/bin/ruff check --fix gateway inference tests bench
+	$(VENV)/bin/ruff format gateway inference tests bench
 
 bench: install
 	$(PY) -m bench.triton_bench

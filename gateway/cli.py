@@ -59,7 +59,7 @@ def triton(
         None, help="metrics port [VISIONGATE_TRITON_METRICS_PORT, 8002]"
     ),
 ) -> None:
-    """Run only the embedded Triton server, serving model_repository/ until SIGINT or SIGTERM."""
+    """Run only the embedded Triton server, serving its model repository until SIGINT or SIGTERM."""
     from inference.launcher import EmbeddedTriton, TritonStartError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

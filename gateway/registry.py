@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway.errors import ApiError, ModelNotFound
 from gateway.settings import ModelSettings, Settings
-from inference.contract import Capabilities
+from inference.contract import Capabilities, PromptCost
 
 log = logging.getLogger("visiongate.registry")
 
@@ -37,6 +37,8 @@ class ModelEntry:
     json_mode: bool
     max_images: int
     context_length: int | None
+    # How the model's tokenizer counts a prompt; None until it says (settings estimate).
+    prompt_cost: PromptCost | None = None
     described: bool = False
 
 
@@ -68,6 +70,7 @@ def _apply(entry: ModelEntry, config: ModelSettings, found: Capabilities) -> Non
         entry.json_mode = found.guided_decoding
     if config.context_length is None:
         entry.context_length = found.context_length or None
+    entry.prompt_cost = found.prompt_cost
     entry.described = True
 
 

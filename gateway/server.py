@@ -14,6 +14,7 @@ import uvicorn
 
 from gateway.admin import development_secret_warning, ensure_default_organisation
 from gateway.db import migrate
+from gateway.http_limits import LimitedHttpToolsProtocol
 from gateway.settings import Settings
 from gateway.telemetry.logging import log_config
 from gateway.telemetry.metrics import use_multiprocess_dir
@@ -90,7 +91,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
     try:
         # uvicorn with uvloop and httptools: already a dependency, one process per worker
         # (its supervisor restarts a dead one), and its per-request cost fits the overhead
-        # budget measured by bench/gateway_bench.py.
+        # budget measured by bench/gateway_bench.py. Its httptools protocol, subclassed to
+        # enforce the HTTP limits (gateway/http_limits.py): h11 would limit header size alone
+        # and cost more per request.
         uvicorn.run(
             "gateway.app:create_app",
             factory=True,
@@ -98,7 +101,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http=LimitedHttpToolsProtocol,  # its timeouts are its own, not uvicorn's
+            ws="none",  # no WebSocket routes: an upgrade request is an ordinary request
+            # On every response, uvicorn's own and the limits' refusals included.
+            headers=[("x-content-type-options", "nosniff")],
             access_log=settings.access_log,
             log_config=logs,
             timeout_graceful_shutdown=settings.graceful_shutdown_s,

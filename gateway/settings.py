@@ -75,16 +75,31 @@ class Settings(BaseSettings):
     # Admissions beyond the pool wait for a connection (up to the timeout) instead of failing.
     redis_max_connections: int = 64
     redis_pool_timeout_s: float = 2.0
+    # Redis hiccups (docs/admin.md, "Redis unreachable"). A call that times out or loses its
+    # connection is retried redis_retries times, redis_retry_backoff_s apart (the scripts are
+    # idempotent): one call gives up after (redis_retries + 1) × redis_timeout_s + backoffs.
+    redis_retries: int = 2
+    redis_retry_backoff_s: float = 0.05
+    # That many calls failing in a row open the circuit breaker: Redis counts as down, the
+    # in-process fallback decides, and one call every redis_retry_interval_s tries Redis again.
+    redis_breaker_failures: int = 3
     redis_retry_interval_s: float = 1.0
+    # Redis Cluster: redis_url names any node; the client finds the others.
+    redis_cluster: bool = False
+    # While Redis is down each process enforces its share of every limit (limit ÷ processes).
+    # None: the number of live processes in Redis' registry, as last seen.
+    limits_processes: int | None = None
     # Redis unreachable: False keeps serving on each process's own limiter, True answers 503.
     limits_fail_closed: bool = False
     concurrency_lease_ttl_s: float = 30.0
     concurrency_retry_after_s: float = 1.0
-    # Admission reserves an estimate of the prompt plus max_tokens; settled to the real count.
+    # Admission reserves an estimate of the prompt plus max_tokens (default_max_tokens within
+    # the context when unset); settled to the real count. Text is counted at the model's own
+    # measured ratio; these two apply only to a model that does not report one.
     chars_per_token_estimate: float = 4.0
+    message_tokens_estimate: int = 4
     image_tokens_estimate: int = 576
     video_frame_tokens_estimate: int = 576
-    max_tokens_estimate: int = 1_024
 
     # Usage records are committed in batches; a request's record is awaited before its end.
     # Records that arrive while a commit is in flight share the next one (group commit); a
@@ -100,6 +115,20 @@ class Settings(BaseSettings):
     access_log: bool = False
     graceful_shutdown_s: int = 30
     max_request_body_bytes: int = 32 * 1024 * 1024
+    # HTTP limits at the server, per worker (gateway/http_limits.py, docs/deploy.md): a longer
+    # request line and headers get 431; a head or body slower than its timeout is cut off; an
+    # idle connection is closed after keep_alive_timeout_s; connections beyond the cap get 503.
+    max_header_bytes: int = 16 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_timeout_s: float = 5.0
+    max_connections_per_worker: int = 1024
+    # Input rules (docs/api.md): how many levels the free-form JSON of a chat request (tools,
+    # tool_choice, a response format's schema) may nest, counted from the body's root; and each
+    # JSON Schema's own depth, and the values all of a request's schemas may hold together.
+    max_json_depth: int = 64
+    max_json_schema_depth: int = 32
+    max_json_schema_nodes: int = 2_000
     # Public model ids and their Triton models, as JSON (VISIONGATE_MODELS).
     models: list[ModelSettings] = DEFAULT_MODELS
     default_max_images: int = 5
@@ -128,6 +157,14 @@ class Settings(BaseSettings):
     video_max_frames: int = 32
     video_max_frames_ceiling: int = 64
     video_frame_jpeg_quality: int = 90
+    # Work per video (docs/media.md): frames decoded (decoding starts at the last keyframe
+    # before each sample point) and seconds of decoding; beyond either the video is refused.
+    video_max_decoded_frames: int = 10_000
+    video_decode_timeout_s: float = 15.0
+    # Media decoding threads (None: one per CPU), and how many one organisation may hold at
+    # once (None: half of them, at least one), so that one cannot starve the others.
+    media_threads: int | None = None
+    media_threads_per_org: int | None = None
     # max_tokens when a request sets neither it nor max_completion_tokens (then capped by what
     # is left of the model's context), as OpenAI lets an answer run to its natural end.
     default_max_tokens: int = 4096

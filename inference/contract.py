@@ -12,6 +12,9 @@ Inputs
     ``video_frame_counts``  INT32 [-1]  frames per video; video ``j`` is a slice of ``video_frames``
 
 Outputs, streamed
+    ``prompt_tokens``       INT32 [1]   alone on the first response, sent once the prompt is
+                                        tokenised and accepted, before generation starts (the
+                                        prefill is then the model's work, whoever leaves)
     ``text_delta``          BYTES [1]   UTF-8 text generated since the previous response
     on the final response also:
     ``finish_reason``       BYTES [1]   ``stop``, ``length`` or ``tool_calls``
@@ -149,6 +152,19 @@ class DescribeRequest(msgspec.Struct, tag="describe", tag_field="op", forbid_unk
 VideoMode = Literal["native", "frames_as_images", "none"]
 
 
+class PromptCost(msgspec.Struct):
+    """How the checkpoint's tokenizer and chat template count a prompt, for estimates.
+
+    ``chars_per_token``: characters of plain text per token, measured on a sample;
+    ``message_tokens``: what the template adds around each message; ``base_tokens``: what it
+    adds once (the generation prompt).
+    """
+
+    chars_per_token: float
+    message_tokens: int
+    base_tokens: int
+
+
 class Capabilities(msgspec.Struct):
     """What the loaded engine and checkpoint support."""
 
@@ -159,6 +175,14 @@ class Capabilities(msgspec.Struct):
     tools: bool
     guided_decoding: bool
     context_length: int
+    # None: the engine does not say; the gateway's settings estimate instead.
+    prompt_cost: PromptCost | None = None
+
+
+class Prefill(msgspec.Struct):
+    """What the first response of a generation reports: the prompt was taken, at this size."""
+
+    prompt_tokens: int
 
 
 class Final(msgspec.Struct):

@@ -29,12 +29,15 @@ import sysconfig
 import tempfile
 import threading
 import time
+from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 
 log = logging.getLogger("visiongate.triton")
 
-DEFAULT_MODEL_REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+# Package data of ``inference`` (pyproject.toml). tritonserver reads it from disk: a wheel that
+# pip installs unpacks it into a directory; a zipped install has none, and start() says so.
+DEFAULT_MODEL_REPOSITORY = Path(str(files("inference") / "model_repository"))
 # Triton logs this once every in-flight inference has finished (checked with 2.51).
 UNLOADING_LINE = "All models are stopped, unloading models"
 UNLOAD_GRACE_S = 5.0
@@ -154,8 +157,11 @@ class EmbeddedTriton:
         """Start the server process (returns at once; see :meth:`wait_ready`)."""
         if self._process is not None:
             raise RuntimeError("already started")
-        if not (self.model_repository / "vlm" / "config.pbtxt").exists():
-            raise TritonStartError(f"{self.model_repository} has no vlm/config.pbtxt")
+        if not (self.model_repository / "vlm" / "config.pbtxt").is_file():
+            raise TritonStartError(
+                f"{self.model_repository} has no vlm/config.pbtxt: tritonserver needs the model "
+                "repository as a directory on disk (set VISIONGATE_MODEL_REPOSITORY)"
+            )
         self._workdir = tempfile.TemporaryDirectory(prefix="visiongate-triton-")
         backends = _backend_directory(_pytriton_root(), Path(self._workdir.name) / "backends")
         self.log_tail.clear()

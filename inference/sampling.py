@@ -19,6 +19,10 @@ from transformers.generation import (
     TopPLogitsWarper,
 )
 
+# A temperature below this is greedy: logits divided by it overflow float32 (NaN
+# probabilities), and the distribution is one-hot to float32 precision well before.
+GREEDY_BELOW = 1e-6
+
 
 class OpenAIPenalties(LogitsProcessor):
     """Presence and frequency penalties over the tokens generated so far (not the prompt)."""
@@ -62,12 +66,12 @@ def build_processors(
     frequency_penalty: float,
     extra: Sequence[LogitsProcessor] = (),
 ) -> LogitsProcessorList:
-    """The processor chain for one request; temperature 0 means greedy."""
+    """The processor chain for one request; temperature 0 (or below GREEDY_BELOW) is greedy."""
     chain = LogitsProcessorList()
     if presence_penalty or frequency_penalty:
         chain.append(OpenAIPenalties(prompt_length, presence_penalty, frequency_penalty))
     chain.extend(extra)
-    if temperature > 0:
+    if temperature >= GREEDY_BELOW:
         if temperature != 1.0:
             chain.append(TemperatureLogitsWarper(temperature))
         if top_p < 1.0:

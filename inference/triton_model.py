@@ -1,6 +1,6 @@
 """Triton Python-backend model ``vlm``: the contract's tensors in, an engine's stream out.
 
-``model_repository/vlm/1/model.py`` only imports :class:`TritonPythonModel` from here.
+``inference/model_repository/vlm/1/model.py`` only imports :class:`TritonPythonModel` from here.
 The model is decoupled: ``execute`` hands each request to a worker thread and returns at
 once, and each thread streams its own responses, so one instance serves several requests
 at a time. Generation stops within a token of the client cancelling.
@@ -187,9 +187,16 @@ class TritonPythonModel:
                 out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())
                 sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
 
+        def prefilled(prompt_tokens: int) -> None:
+            # The gateway charges a prompt the model took even if its client leaves now.
+            if not cancelled():
+                out = _int_tensor(contract.OUTPUT_PROMPT_TOKENS, prompt_tokens)
+                sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
+
+        hooks = Hooks(emit=emit, cancelled=cancelled, prefilled=prefilled)
         self.metrics.started()
         try:
-            final = self.engine.generate(parsed, media, Hooks(emit=emit, cancelled=cancelled))
+            final = self.engine.generate(parsed, media, hooks)
         except BaseException:
             self.metrics.finished(0, "failed")
             raise

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.admin.service import AdminError
+from gateway.db import migrate
 from gateway.db.engine import create_engine, session_factory
 from gateway.settings import Settings
 
@@ -28,10 +30,14 @@ def fail(message: str) -> typer.Exit:
 
 
 def run(operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``operation`` in one committed transaction against VISIONGATE_DATABASE_URL."""
+    """Run ``operation`` in one committed transaction against VISIONGATE_DATABASE_URL.
+
+    A database without the schema, or with an older one, is said so in one line.
+    """
+    settings = Settings()
 
     async def main() -> T:
-        engine = create_engine(Settings())
+        engine = create_engine(settings)
         try:
             async with session_factory(engine)() as session, session.begin():
                 return await operation(session)
@@ -42,6 +48,28 @@ def run(operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except AdminError as exc:
         raise fail(str(exc)) from exc
+    except DBAPIError as exc:
+        problem = schema_problem(settings)
+        if problem is None:
+            raise
+        raise fail(problem) from exc
+
+
+def schema_problem(settings: Settings) -> str | None:
+    """What is wrong with the database's schema, or None when it is at the newest revision."""
+    try:
+        current = asyncio.run(migrate.current_revision(settings))
+    except DBAPIError:
+        return None  # not a schema problem: the database itself cannot be read
+    head = migrate.head_revision()
+    if current is None:
+        return "the database has no schema: run `visiongate db upgrade`"
+    if current != head:
+        return (
+            f"the database schema is at revision {current}, this visiongate needs {head}: "
+            "run `visiongate db upgrade`"
+        )
+    return None
 
 
 def parse_duration(text: str) -> timedelta:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,11 +29,12 @@ from gateway.limits import (
     LimiterUnavailable,
     count_chat,
     error_body,
-    estimate_tokens,
+    estimate_prompt,
     rate_limit_headers,
     unavailable_body,
 )
 from gateway.media.intake import planned_video_frames
+from gateway.registry import ModelEntry
 from gateway.usage import Usage
 from inference import contract
 
@@ -90,35 +93,76 @@ class Ticket:
     # Before intake: the most frames the videos may become; after: the frames really sent.
     video_frames: int = 0
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Set once the request went to the model; then leaving early still costs its prompt.
+    submitted: bool = False
+    # The prompt's size as the model reported it (its Prefill), once it has.
+    prefill_tokens: int | None = None
     first_token: float | None = None
     deltas: int = 0
     finished: bool = False
+
+    def prompt_charged(self, final: contract.Final | None) -> tuple[int, bool]:
+        """The prompt tokens to charge, and whether that number is the admission estimate.
+
+        The model's final count; else its prefill report; else, once submitted, the
+        estimate (the model may have taken the prompt before the client left); else 0.
+        """
+        if final is not None:
+            return final.prompt_tokens, False
+        if self.prefill_tokens is not None:
+            return self.prefill_tokens, False
+        return (self.prompt_estimate, True) if self.submitted else (0, False)
+
+
+async def submitted(
+    ticket: Ticket, events: AsyncGenerator[contract.Prefill | str | contract.Final, None]
+) -> AsyncGenerator[str | contract.Final, None]:
+    """``events`` from the model, with its Prefill noted on ``ticket`` instead of passed on."""
+    ticket.submitted = True
+    async with aclosing(events):
+        async for item in events:
+            if isinstance(item, contract.Prefill):
+                ticket.prefill_tokens = item.prompt_tokens
+            else:
+                yield item
 
 
 async def admit(
     services: Services,
     principal: Principal,
     chat: ChatCompletionRequest,
-    model: str,
+    model: ModelEntry,
     request_id: str,
     received: float,
 ) -> Ticket:
-    """Reserve the request's estimated tokens and a concurrency slot, or refuse it."""
+    """Reserve the request's estimated tokens and a concurrency slot, or refuse it.
+
+    The reservation is the prompt's estimate plus the completion's ceiling: ``max_tokens``,
+    or when the request sets none the default generation really allows.
+    """
     settings = services.settings
     chars, messages, images = count_chat(msgspec.to_builtins(chat.messages))
+    if chat.tools:  # their schemas go into the prompt
+        chars += len(msgspec.json.encode(chat.tools))
     video_frames = planned_video_frames(chat.messages, chat.video_max_frames, settings)
-    max_tokens = chat.max_completion_tokens or chat.max_tokens
-    tokens = estimate_tokens(
+    prompt = estimate_prompt(
         settings,
+        model.prompt_cost,
         text_chars=chars,
         messages=messages,
         images=images,
         video_frames=video_frames,
-        max_tokens=max_tokens,
     )
-    limits = services.catalog.limits_for(principal.tier, model)
+    completion = chat.max_completion_tokens or chat.max_tokens
+    if completion is None:
+        # What generation may really use: the default, within what the context leaves.
+        completion = settings.default_max_tokens
+        if model.context_length:
+            completion = max(1, min(completion, model.context_length - prompt))
+    tokens = prompt + completion
+    limits = services.catalog.limits_for(principal.tier, model.id)
     try:
-        decision = await services.limiter.admit(principal.org_id, model, limits, tokens)
+        decision = await services.limiter.admit(principal.org_id, model.id, limits, tokens)
     except DATABASE_ERRORS as exc:  # the monthly quota's baseline comes from usage records
         raise DatabaseUnavailable(retry_after_s=settings.retry_after_s) from exc
     except LimiterUnavailable as exc:
@@ -129,17 +173,16 @@ async def admit(
     headers = rate_limit_headers(decision)
     if not decision.allowed:
         raise Refused(
-            decision.status_code, error_body(decision, model, principal.org_name), headers
+            decision.status_code, error_body(decision, model.id, principal.org_name), headers
         )
-    completion = max_tokens or settings.max_tokens_estimate
     return Ticket(
         principal=principal,
-        model=model,
+        model=model.id,
         request_id=request_id,
         received=received,
         decision=decision,
         headers=headers,
-        prompt_estimate=max(0, tokens - completion),
+        prompt_estimate=prompt,
         images=images,
         video_frames=video_frames,
     )
@@ -150,9 +193,10 @@ async def finish(
 ) -> None:
     """Record usage and settle the limiter, once; a client leaving cannot interrupt it.
 
-    Without a final (cancelled or failed), the prompt is the admission estimate and the
-    completion the deltas already streamed. A completed answer goes out only once its usage
-    is committed, so failing to commit it is a 503; a failed request's record is best effort.
+    Without a final (cancelled or failed), the prompt is what :meth:`Ticket.prompt_charged`
+    says and the completion the deltas already streamed. A completed answer goes out only
+    once its usage is committed, so failing to commit it is a 503; a failed request's
+    record is best effort.
     """
     if ticket.finished:
         return
@@ -163,7 +207,7 @@ async def finish(
 async def _finish(
     services: Services, ticket: Ticket, status: str, final: contract.Final | None
 ) -> None:
-    prompt = final.prompt_tokens if final else (ticket.prompt_estimate if ticket.deltas else 0)
+    prompt, estimated = ticket.prompt_charged(final)
     completion = final.completion_tokens if final else ticket.deltas
     now = time.perf_counter()
     usage = Usage(
@@ -172,6 +216,7 @@ async def _finish(
         key_id=ticket.principal.key_id,
         model=ticket.model,
         prompt_tokens=prompt,
+        prompt_estimated=estimated,
         completion_tokens=completion,
         images=ticket.images,
         video_frames=ticket.video_frames,

@@ -144,18 +144,18 @@ class ChatController(Controller):
         stage = services.telemetry.stage  # a child span per stage of the request
         principal = await stage("visiongate.auth", admission.authenticate(services, request))
         body = await read_chat_body(request, services.settings)
-        chat = parse_chat_request(body)
+        chat = parse_chat_request(body, services.settings)
         model = services.registry.resolve(chat.model)
         if not model.described:  # Triton was not ready when this worker started
             await services.registry.describe(services.backend.describe)
         info = current_request()
         if info is not None:
             info.model, info.org, info.tier = model.id, principal.org_name, principal.tier
-        guided = guidance(chat, model)
+        guided = guidance(chat, model, services.settings)
         ids = _ids()
         ticket = await stage(
             "visiongate.limits",
-            admission.admit(services, principal, chat, model.id, ids[1], clock.received),
+            admission.admit(services, principal, chat, model, ids[1], clock.received),
         )
         # From here on every response, errors included, carries the rate-limit headers.
         request.state.rate_limit_headers = ticket.headers
@@ -163,13 +163,17 @@ class ChatController(Controller):
         try:
             media = await stage(
                 "visiongate.media",
-                intake(
-                    chat.messages,
-                    model,
-                    services.settings,
-                    video_fps=chat.video_fps,
-                    video_max_frames=chat.video_max_frames,
-                    request_bytes=len(body),
+                _unless_disconnected(
+                    request,
+                    intake(
+                        chat.messages,
+                        model,
+                        services.settings,
+                        video_fps=chat.video_fps,
+                        video_max_frames=chat.video_max_frames,
+                        request_bytes=len(body),
+                        org_id=principal.org_id,
+                    ),
                 ),
             )
             ticket.images = len(media.images)
@@ -182,7 +186,7 @@ class ChatController(Controller):
                 deltas.clear()
                 ticket.deltas = 0
 
-            events = services.backend.generate(
+            generation = services.backend.generate(
                 model.triton_model,
                 generate_request(chat, media, guided, services.settings.default_max_tokens),
                 media.images,
@@ -190,6 +194,7 @@ class ChatController(Controller):
                 media.frame_counts,
                 on_restart=None if chat.stream else restart,
             )
+            events = admission.submitted(ticket, generation)
             created = int(time.time())
             if chat.stream:
                 # The first event is awaited here so that an error before any output (a bad

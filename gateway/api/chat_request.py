@@ -1,7 +1,9 @@
 """The OpenAI chat-completions request as msgspec Structs, and its parsing into one.
 
 Unknown fields are ignored (the SDKs send new ones before we know them); parameters the
-service cannot honour are refused by name in :func:`parse_chat_request`.
+service cannot honour are refused by name in :func:`parse_chat_request`. JSON floats are finite
+by construction (msgspec refuses ``NaN`` and numbers beyond a double's range); every number has
+bounds, and free-form JSON a depth limit, so that no input reaches the code below as a crash.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.api.json_shape import shape
 from gateway.errors import InvalidRequest, UnsupportedParameter
+from gateway.settings import Settings
 
 
 class TextContent(msgspec.Struct, tag="text", tag_field="type"):
@@ -147,6 +151,9 @@ class ResponseFormat(msgspec.Struct):
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+# Frames per second a client may ask to sample a video at (docs/api.md).
+MAX_VIDEO_FPS = 60.0
 
 
 class ChatCompletionRequest(msgspec.Struct):
@@ -158,7 +165,7 @@ class ChatCompletionRequest(msgspec.Struct):
     max_completion_tokens: PositiveInt | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Probability | None = None
-    seed: int | None = None
+    seed: Int64 | None = None
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
     n: int | None = None
     stream: bool | None = None
@@ -170,8 +177,8 @@ class ChatCompletionRequest(msgspec.Struct):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    # Video sampling (MAX and vllm-mlx extra body fields); defaults and ceiling are settings.
-    video_fps: Annotated[float, Meta(gt=0.0)] | None = None
+    # Video sampling (MAX and vllm-mlx extra body fields); defaults and frame ceiling: settings.
+    video_fps: Annotated[float, Meta(gt=0.0, le=MAX_VIDEO_FPS)] | None = None
     video_max_frames: PositiveInt | None = None
     # Accepted so that they can be refused by name; the service cannot honour them.
     logprobs: bool | None = None
@@ -211,10 +218,24 @@ def _param(error: msgspec.ValidationError) -> tuple[str, str | None]:
     return message, path or None
 
 
-def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+def parse_chat_request(body: bytes, settings: Settings) -> ChatCompletionRequest:
     """Decode and check a request body; raise InvalidRequest naming the offending param."""
     try:
         request = _decoder.decode(body)
+    except RecursionError:
+        # Deeper than the parser's stack allows (about a thousand levels), in any field.
+        raise InvalidRequest(
+            "The JSON body of your request is nested too deeply to parse; it may nest at most "
+            f"{settings.max_json_depth} levels.",
+            code="invalid_json",
+        ) from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise InvalidRequest(
+            f"The body of your request is not valid UTF-8 ({exc.reason}: byte 0x{byte:02x} in a "
+            "string). JSON must be sent as UTF-8.",
+            code="invalid_json",
+        ) from None
     except msgspec.ValidationError as exc:
         message, param = _param(exc)
         where = f" at `{param}`" if param else ""
@@ -225,8 +246,33 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
             "object with Content-Type application/json.",
             code="invalid_json",
         ) from exc
+    _check_depth(request, settings.max_json_depth)
     _refuse_unsupported(request)
     return request
+
+
+def _check_depth(request: ChatCompletionRequest, max_depth: int) -> None:
+    """Free-form JSON that travels on (to jsonschema, the chat template, the model) is bounded.
+
+    Depth counts from the body's root: the body is level 1, ``tools`` level 2, each tool 3.
+    """
+    free_form: list[tuple[str, int, Any]] = [
+        (f"tools[{i}]", 2, tool) for i, tool in enumerate(request.tools or [])
+    ]
+    if isinstance(request.tool_choice, dict):
+        free_form.append(("tool_choice", 1, request.tool_choice))
+    fmt = request.response_format
+    if fmt is not None and fmt.json_schema is not None and fmt.json_schema.schema is not None:
+        free_form.append(("response_format.json_schema.schema", 3, fmt.json_schema.schema))
+    for param, above, value in free_form:
+        depth = above + shape(value).depth
+        if depth > max_depth:
+            raise InvalidRequest(
+                f"`{param}` nests the request body {depth} levels deep; it may nest at most "
+                f"{max_depth} levels.",
+                param=param,
+                code="too_deeply_nested",
+            )
 
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:

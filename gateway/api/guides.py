@@ -15,8 +15,10 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
 from gateway.api.chat_request import ChatCompletionRequest
+from gateway.api.json_shape import shape
 from gateway.errors import InvalidRequest
 from gateway.registry import ModelEntry
+from gateway.settings import Settings
 from inference import contract
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -34,21 +36,50 @@ class Guidance:
     guide: contract.Guide | None
 
 
-def _check_schema(schema: Any, param: str, code: str) -> None:
-    if not isinstance(schema, dict):
-        raise InvalidRequest("The schema must be a JSON object.", param=param, code=code)
-    if not isinstance(schema.get("$schema", ""), str):
-        # validator_for() crashes on a non-string "$schema" instead of raising SchemaError.
-        raise InvalidRequest("`$schema` must be a string.", param=param, code=code)
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidRequest(
-            f"Invalid JSON Schema: {exc.message}.", param=param, code=code
-        ) from None
+class _Schemas:
+    """A request's JSON Schemas, checked one by one, each one's depth and their size bounded.
+
+    The bounds are checked before jsonschema, which recurses once per level and costs time
+    per value.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_depth = settings.max_json_schema_depth
+        self.max_nodes = settings.max_json_schema_nodes
+        self.nodes = 0
+
+    def check(self, schema: Any, param: str, code: str) -> None:
+        """Raise InvalidRequest naming ``param`` unless ``schema`` is a valid, bounded schema."""
+        if not isinstance(schema, dict):
+            raise InvalidRequest("The schema must be a JSON object.", param=param, code=code)
+        if not isinstance(schema.get("$schema", ""), str):
+            # validator_for() crashes on a non-string "$schema" instead of raising SchemaError.
+            raise InvalidRequest("`$schema` must be a string.", param=param, code=code)
+        measured = shape(schema)
+        if measured.depth > self.max_depth:
+            raise InvalidRequest(
+                f"The JSON Schema nests {measured.depth} levels deep; a schema may nest at most "
+                f"{self.max_depth}.",
+                param=param,
+                code=code,
+            )
+        self.nodes += measured.nodes
+        if self.nodes > self.max_nodes:
+            raise InvalidRequest(
+                f"The JSON Schemas of this request hold {self.nodes} values so far; together "
+                f"they may hold at most {self.max_nodes}.",
+                param=param,
+                code=code,
+            )
+        try:
+            validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            raise InvalidRequest(
+                f"Invalid JSON Schema: {exc.message}.", param=param, code=code
+            ) from None
 
 
-def _tool_names(tools: list[dict[str, Any]]) -> list[str]:
+def _tool_names(tools: list[dict[str, Any]], schemas: _Schemas) -> list[str]:
     names: list[str] = []
     for i, tool in enumerate(tools):
         where = f"tools[{i}]"
@@ -69,7 +100,7 @@ def _tool_names(tools: list[dict[str, Any]]) -> list[str]:
             raise InvalidRequest(f"Two tools are named `{name}`.", param=f"{where}.function.name")
         names.append(name)
         if "parameters" in function:
-            _check_schema(
+            schemas.check(
                 function["parameters"],
                 f"{where}.function.parameters",
                 "invalid_function_parameters",
@@ -110,7 +141,7 @@ def _tool_choice(
     return "required", contract.Guide(type="tool_call", tool_names=[name])
 
 
-def _format_guide(chat: ChatCompletionRequest) -> contract.Guide | None:
+def _format_guide(chat: ChatCompletionRequest, schemas: _Schemas) -> contract.Guide | None:
     fmt = chat.response_format
     if fmt is None or fmt.type == "text":
         return None
@@ -122,14 +153,15 @@ def _format_guide(chat: ChatCompletionRequest) -> contract.Guide | None:
             param="response_format.json_schema.schema",
         )
     schema = fmt.json_schema.schema
-    _check_schema(schema, "response_format.json_schema.schema", "invalid_json_schema")
+    schemas.check(schema, "response_format.json_schema.schema", "invalid_json_schema")
     return contract.Guide(type="json_schema", json_schema=schema)
 
 
-def guidance(chat: ChatCompletionRequest, model: ModelEntry) -> Guidance:
+def guidance(chat: ChatCompletionRequest, model: ModelEntry, settings: Settings) -> Guidance:
     """Check tools, tool_choice and response_format; what the model is asked to enforce."""
     tools = chat.tools or None
-    names = _tool_names(tools or [])
+    schemas = _Schemas(settings)
+    names = _tool_names(tools or [], schemas)
     choice, tool_guide = _tool_choice(chat.tool_choice, names)
     if tools and choice != "none" and not model.tools:
         raise InvalidRequest(
@@ -137,7 +169,7 @@ def guidance(chat: ChatCompletionRequest, model: ModelEntry) -> Guidance:
             param="tools",
             code="tools_not_supported",
         )
-    format_guide = _format_guide(chat)
+    format_guide = _format_guide(chat, schemas)
     if format_guide is not None and not model.json_mode:
         raise InvalidRequest(
             f"The model `{model.id}` does not support JSON mode.",

@@ -150,8 +150,8 @@ class TritonPool:
         frame_counts: Sequence[int] = (),
         *,
         on_restart: Callable[[], None] | None = None,
-    ) -> AsyncGenerator[str | contract.Final, None]:
-        """Text deltas then a Final, from one server; failover as the module says.
+    ) -> AsyncGenerator[contract.Prefill | str | contract.Final, None]:
+        """A Prefill, text deltas then a Final, from one server; failover as the module says.
 
         ``on_restart``: the caller has not shown any output to its client yet (a non-streamed
         answer) and can discard what it received; then a failure after some output is retried
@@ -176,9 +176,14 @@ class TritonPool:
                 )
                 async with contextlib.aclosing(events):
                     async for item in events:
-                        if not produced:
-                            span.add_event("first_token")
-                        produced = True
+                        if isinstance(item, contract.Prefill):
+                            span.add_event(
+                                "prefill", {"gen_ai.usage.input_tokens": item.prompt_tokens}
+                            )
+                        else:
+                            if not produced:
+                                span.add_event("first_token")
+                            produced = True
                         yield item
                 return
             except BackendUnavailable as exc:

@@ -160,8 +160,12 @@ class TritonBackend:
         images: Sequence[bytes] = (),
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[str | contract.Final, None]:
-        """Stream the answer: text deltas, then one Final. Closing it early cancels the request."""
+    ) -> AsyncGenerator[contract.Prefill | str | contract.Final, None]:
+        """Stream the answer: a Prefill, text deltas, then one Final.
+
+        Closing it early cancels the request. A model that does not report its prefill
+        sends no Prefill.
+        """
         raw = contract.encode_request(request)
         stream = self._stream(triton_model, raw, images, video_frames, frame_counts)
         # aclosing: when our consumer leaves, the inner stream closes now (and cancels the
@@ -171,7 +175,7 @@ class TritonBackend:
                 if isinstance(item, contract.Final):
                     yield item
                     return
-                if isinstance(item, str):
+                if isinstance(item, str | contract.Prefill):
                     yield item
         raise InternalError(f"model {triton_model} ended a stream without a finish reason")
 
@@ -182,8 +186,8 @@ class TritonBackend:
         images: Sequence[bytes] = (),
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[str | contract.Final | bytes, None]:
-        """Deltas, a Final, or (for a describe request) the capabilities JSON as bytes."""
+    ) -> AsyncGenerator[contract.Prefill | str | contract.Final | bytes, None]:
+        """A Prefill, deltas and a Final, or (for a describe request) the capabilities JSON."""
         request = {
             "model_name": triton_model,
             "inputs": build_inputs(raw, images, video_frames, frame_counts),
@@ -207,6 +211,8 @@ class TritonBackend:
                     yield delta.decode("utf-8", errors="replace")
                 if contract.OUTPUT_FINISH_REASON in outputs:
                     final = outputs
+                elif contract.OUTPUT_PROMPT_TOKENS in outputs:
+                    yield contract.Prefill(_int32(outputs[contract.OUTPUT_PROMPT_TOKENS]))
                 if contract.OUTPUT_CAPABILITIES in outputs:
                     yield outputs[contract.OUTPUT_CAPABILITIES]
                 flag = response.parameters.get(contract.FINAL_RESPONSE_PARAMETER)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -13,19 +11,15 @@ from sqlalchemy import Connection
 from gateway.db.engine import create_engine, database_url
 from gateway.settings import Settings
 
-# migrations/ sits at the repository root; the package is installed editable, so it is found
-# next to gateway/.
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# The Alembic environment ships as package data of gateway.db (pyproject.toml), so an installed
+# wheel finds it wherever it lives; Alembic resolves "package:resource" with importlib.resources.
+MIGRATIONS = "gateway.db:migrations"
 
 
 def alembic_config(url: str) -> Config:
-    """An Alembic config pointing at migrations/ and the given database URL."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise RuntimeError(
-            f"migrations not found at {MIGRATIONS_DIR}: install with `pip install -e`"
-        )
+    """An Alembic config pointing at gateway/db/migrations/ and the given database URL."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", MIGRATIONS)
     # Alembic's config is an INI file underneath: a literal % must be doubled.
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
@@ -42,7 +36,7 @@ def downgrade(settings: Settings, revision: str, url: str | None = None) -> None
 
 
 def head_revision() -> str | None:
-    """The newest revision in migrations/."""
+    """The newest revision in gateway/db/migrations/."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 

@@ -1,4 +1,4 @@
-"""The SQL schema as SQLAlchemy 2 typed models; migrations/ is what creates it."""
+"""The SQL schema as SQLAlchemy 2 typed models; gateway/db/migrations/ creates it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 # Named constraints, so migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -142,6 +144,8 @@ class UsageRecord(Base):
     )
     model: Mapped[str] = mapped_column(String(255))
     prompt_tokens: Mapped[int] = mapped_column(Integer)
+    # True: the client left before the model reported the prompt's size; it is the estimate.
+    prompt_estimated: Mapped[bool] = mapped_column(Boolean, server_default=false())
     completion_tokens: Mapped[int] = mapped_column(Integer)
     images: Mapped[int] = mapped_column(Integer)
     video_frames: Mapped[int] = mapped_column(Integer)

@@ -2,7 +2,7 @@
 
 from gateway.limits.catalog import TierCatalog
 from gateway.limits.decision import Decision, Reservation, Violation, Window
-from gateway.limits.estimate import count_chat, estimate_tokens
+from gateway.limits.estimate import count_chat, estimate_prompt
 from gateway.limits.limiter import LimiterHealth, LimiterUnavailable, RateLimiter
 from gateway.limits.policy import LimitSet
 from gateway.limits.wire import error_body, format_duration, rate_limit_headers, unavailable_body
@@ -19,7 +19,7 @@ __all__ = [
     "Window",
     "count_chat",
     "error_body",
-    "estimate_tokens",
+    "estimate_prompt",
     "format_duration",
     "rate_limit_headers",
     "unavailable_body",

@@ -1,10 +1,14 @@
 -- One admission, atomically: monthly quota, concurrency leases, then GCRA for RPM, RPD, TPM
 -- and TPD. Nothing is written unless every limit allows the request. Mirrors memory.py.
 --
--- KEYS: 1 rpm TAT, 2 rpd TAT, 3 tpm TAT, 4 tpd TAT, 5 lease sorted set, 6 monthly counter
+-- Idempotent: a call retried because its reply was lost (a timeout after the script ran) finds
+-- the reservation's marker and answers "admitted" again without counting it twice.
+--
+-- KEYS: 1 rpm TAT, 2 rpd TAT, 3 tpm TAT, 4 tpd TAT, 5 lease sorted set, 6 monthly counter,
+--       7 the reservation's marker
 -- ARGV: 1-6 the limits in KEYS order (-1 = unlimited), 7 token cost, 8 lease id ('' = none),
---       9 lease ttl ms, 10 monthly baseline (used when the counter does not exist yet),
---       11 monthly counter ttl ms, 12 quota retry ms, 13 concurrency retry ms
+--       9 lease ttl ms (also the marker's), 10 monthly baseline (used when the counter does
+--       not exist yet), 11 monthly counter ttl ms, 12 quota retry ms, 13 concurrency retry ms
 -- Reply: {denied, kind, limit, used, retry_ms, rpd_remaining, rpd_reset_ms, tpm_remaining,
 --         tpm_reset_ms}, -1 where not applicable. Integers only: that is what a reply carries.
 
@@ -46,6 +50,8 @@ local function reply(head, current)
   local w = windows(current)
   return {head[1], head[2], head[3], head[4], head[5], w[1], w[2], w[3], w[4]}
 end
+
+if redis.call('EXISTS', KEYS[7]) == 1 then return reply({0, -1, -1, -1, 0}, tats) end
 
 local quota_used = 0
 if limits[6] >= 0 then
@@ -100,4 +106,5 @@ end
 if limits[6] >= 0 then
   redis.call('SET', KEYS[6], string.format('%d', quota_used + tokens), 'PX', tonumber(ARGV[11]))
 end
+redis.call('SET', KEYS[7], 'admitted', 'PX', ARGV[9])
 return reply({0, -1, -1, -1, 0}, new_tats)

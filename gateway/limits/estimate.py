@@ -1,4 +1,8 @@
-"""The token estimate reserved at admission: the prompt, images included, plus max_tokens."""
+"""The prompt estimate reserved at admission, before the request reaches the model.
+
+Admission reserves this plus the completion's ceiling; the reservation is corrected to the
+real counts when the response ends.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,34 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.settings import Settings
-
-# Per message: role and template tokens the chat template adds around it.
-MESSAGE_OVERHEAD_TOKENS = 4
+from inference.contract import PromptCost
 
 
-def estimate_tokens(
+def estimate_prompt(
     settings: Settings,
+    cost: PromptCost | None,
     *,
     text_chars: int,
     messages: int,
     images: int,
     video_frames: int,
-    max_tokens: int | None,
 ) -> int:
-    """Tokens to reserve: an upper-leaning estimate, corrected to the real count at the end."""
-    prompt = math.ceil(text_chars / settings.chars_per_token_estimate)
-    prompt += messages * MESSAGE_OVERHEAD_TOKENS
+    """Prompt tokens: text at the model's own ratio, its template's overhead, and media.
+
+    ``cost``: what the model measured of its tokenizer and template; None (a model that
+    does not say, or one not yet described) falls back to the settings' ratios.
+    """
+    if cost is None:
+        cost = PromptCost(
+            chars_per_token=settings.chars_per_token_estimate,
+            message_tokens=settings.message_tokens_estimate,
+            base_tokens=0,
+        )
+    prompt = math.ceil(text_chars / cost.chars_per_token)
+    prompt += messages * cost.message_tokens + cost.base_tokens
     prompt += images * settings.image_tokens_estimate
     prompt += video_frames * settings.video_frame_tokens_estimate
-    completion = max_tokens if max_tokens is not None else settings.max_tokens_estimate
-    return max(1, prompt + completion)
+    return max(1, prompt)
 
 
 def count_chat(messages: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:

@@ -5,11 +5,42 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib.resources import files
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway.limits.decision import Reservation
+from gateway.settings import Settings
 
 SCRIPTS = files("gateway.limits")
+
+
+def connect(settings: Settings) -> Redis | RedisCluster:
+    """A client for ``settings.redis_url``: one server, or a Redis Cluster (``redis_cluster``).
+
+    The client itself never retries: the limiter does, knowing which calls are idempotent.
+    """
+    url = settings.redis_url or ""
+    timeouts = {
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": settings.redis_timeout_s,
+    }
+    if settings.redis_cluster:
+        # Per node; a cluster node's pool does not wait for a free connection.
+        return RedisCluster.from_url(
+            url,
+            max_connections=settings.redis_max_connections,
+            retry=Retry(NoBackoff(), 0),
+            **timeouts,
+        )
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+        **timeouts,
+    )
+    return Redis.from_pool(pool)
 
 
 def _limit(value: int | None) -> int:
@@ -20,14 +51,15 @@ class RedisBackend:
     """GCRA state, leases and monthly counters in Redis, under ``{prefix}{org:model}:…``.
 
     The org and model form the hash tag, so every key of one decision lives in one slot
-    (Redis Cluster) and one script can touch them all.
+    (Redis Cluster) and one script can touch them all; the registry of live processes is
+    one key of its own, ``{prefix}{processes}``.
     """
 
     name = "redis"
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         prefix: str,
         lease_ttl_s: float,
         concurrency_retry_after_s: float,
@@ -40,7 +72,10 @@ class RedisBackend:
         self._concurrency_retry_ms = int(concurrency_retry_after_s * 1000)
         self._admit = client.register_script(SCRIPTS.joinpath("admit.lua").read_text())
         self._settle = client.register_script(SCRIPTS.joinpath("settle.lua").read_text())
-        self._renew = client.register_script(SCRIPTS.joinpath("renew.lua").read_text())
+        # Run with EVAL in a pipeline: a cluster pipeline does not load scripts for EVALSHA.
+        self._renew_source = SCRIPTS.joinpath("renew.lua").read_text()
+        self._heartbeat = client.register_script(SCRIPTS.joinpath("heartbeat.lua").read_text())
+        self._registry = f"{prefix}{{processes}}"
 
     def _key(self, org_id: int, model: str, name: str) -> str:
         # Braces in a model name would end the hash tag early; they never occur in real ids.
@@ -51,7 +86,10 @@ class RedisBackend:
         org, model = reservation.org_id, reservation.model
         return {
             name: self._key(org, model, name) for name in ("rpm", "rpd", "tpm", "tpd", "leases")
-        } | {"quota": self._key(org, model, f"tokens:{reservation.month}")}
+        } | {
+            "quota": self._key(org, model, f"tokens:{reservation.month}"),
+            "marker": self._key(org, model, f"reservation:{reservation.id}"),
+        }
 
     async def admit(
         self, reservation: Reservation, quota_baseline: int, quota_retry_ms: int
@@ -60,7 +98,7 @@ class RedisBackend:
         keys = self._keys(reservation)
         limits = reservation.limits
         result = await self._admit(
-            keys=[keys[name] for name in ("rpm", "rpd", "tpm", "tpd", "leases", "quota")],
+            keys=[keys[name] for name in ("rpm", "rpd", "tpm", "tpd", "leases", "quota", "marker")],
             args=[
                 _limit(limits.rpm),
                 _limit(limits.rpd),
@@ -85,13 +123,14 @@ class RedisBackend:
         keys = self._keys(reservation)
         limits = reservation.limits
         await self._settle(
-            keys=[keys["tpm"], keys["tpd"], keys["leases"], keys["quota"]],
+            keys=[keys[name] for name in ("tpm", "tpd", "leases", "quota", "marker")],
             args=[
                 actual_tokens - reservation.tokens,
                 _limit(limits.tpm),
                 _limit(limits.tpd),
                 _limit(limits.monthly_tokens),
                 reservation.lease_id or "",
+                self._lease_ttl_ms,
             ],
         )
 
@@ -102,19 +141,26 @@ class RedisBackend:
             for reservation in reservations:
                 if reservation.lease_id is None:
                     continue
-                await self._renew(
-                    keys=[self._keys(reservation)["leases"]],
-                    args=[reservation.lease_id, self._lease_ttl_ms],
-                    client=pipe,
-                )
+                leases = self._keys(reservation)["leases"]
+                pipe.eval(self._renew_source, 1, leases, reservation.lease_id, self._lease_ttl_ms)
                 queued = True
             if queued:
                 await pipe.execute()
+
+    async def heartbeat(self, process_id: str, ttl_s: float) -> int:
+        """Record that this process is live for ``ttl_s``; returns how many processes are."""
+        return int(
+            await self._heartbeat(keys=[self._registry], args=[process_id, int(ttl_s * 1000)])
+        )
+
+    async def leave(self, process_id: str) -> None:
+        """Take this process out of the registry (it is stopping)."""
+        await self.client.zrem(self._registry, process_id)
 
     async def ping(self) -> None:
         """One round trip; raises when Redis does not answer."""
         await self.client.ping()
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        await self.client.aclose(close_connection_pool=True)
+        """Close the connections."""
+        await self.client.aclose()

@@ -1,9 +1,13 @@
 -- A request ended: correct its token reservation to the real count, give its lease back.
--- Mirrors InProcessBackend.settle in memory.py.
+-- Mirrors InProcessBackend.settle in memory.py. Idempotent: the reservation's marker records
+-- that it was settled, so a retried call (or one replayed after an outage) changes nothing.
 --
--- KEYS: 1 tpm TAT, 2 tpd TAT, 3 lease sorted set, 4 monthly counter
+-- KEYS: 1 tpm TAT, 2 tpd TAT, 3 lease sorted set, 4 monthly counter, 5 the reservation's marker
 -- ARGV: 1 token delta (actual - reserved), 2 tpm limit, 3 tpd limit, 4 monthly limit
---       (-1 = unlimited), 5 lease id ('' = none)
+--       (-1 = unlimited), 5 lease id ('' = none), 6 marker ttl ms
+
+if redis.call('GET', KEYS[5]) == 'settled' then return 0 end
+redis.call('SET', KEYS[5], 'settled', 'PX', ARGV[6])
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000

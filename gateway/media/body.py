@@ -7,6 +7,10 @@ answer is known: the bytes already kept are dropped and the rest is read and dis
 (answering before the client has finished sending would make many clients report a broken
 connection instead of the 413). Intake checks the same rule again on the parsed request,
 where the URI's JSON spelling cannot hide it.
+
+The body is JSON: a Content-Type other than ``application/json`` or a ``+json`` type (with
+any parameters) is refused with 415 before any of it is read; a request without one (or an
+empty one) is read as JSON, as clients that post a JSON string without naming it expect.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 
 from litestar import Request
 
-from gateway.errors import PayloadTooLarge
+from gateway.errors import ApiError, PayloadTooLarge
 from gateway.settings import Settings
 
 # `data:image/` as JSON may write it (`\/` is a legal escape of `/`), in any letter case.
@@ -23,8 +27,34 @@ _MARKER = re.compile(rb"data:image(?:/|\\/)", re.IGNORECASE)
 _OVERLAP = len(b"data:image\\/") - 1
 
 
+class UnsupportedMediaType(ApiError):
+    """The request body is not declared as JSON (415)."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+def check_json_content_type(request: Request) -> None:
+    """Refuse a body whose Content-Type is set and is not a JSON type."""
+    header = request.headers.get("content-type", "").strip()
+    if not header:
+        return
+    media_type = request.content_type[0].lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    raise UnsupportedMediaType(
+        f"The Content-Type header must be application/json, not `{header[:100]}`."
+    )
+
+
 async def read_chat_body(request: Request, settings: Settings) -> bytes:
-    """The whole body, or PayloadTooLarge once it is a too-large base64-image request."""
+    """The whole body, or PayloadTooLarge once it is a too-large base64-image request.
+
+    UnsupportedMediaType first when the Content-Type is not JSON.
+    """
+    check_json_content_type(request)
     cap = settings.max_base64_request_bytes
     announced = request.content_length
     if announced is not None and announced <= cap:

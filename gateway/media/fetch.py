@@ -99,6 +99,8 @@ def is_public(address: IPAddress) -> bool:
     ):
         return False
     if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:  # fec0::/10: deprecated (RFC 3879), still routed inside sites
+            return False
         embedded = embedded_ipv4(address)
         if embedded is not None:
             # An IPv6 form of an IPv4 address is refused outright when the IPv4 one would be,

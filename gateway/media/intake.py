@@ -8,14 +8,18 @@ taken raises :class:`MediaError` whose ``param`` is the part's path, e.g.
 
 Order of work, cheapest first: every rule that needs only the request (capabilities,
 counts, the base64 body cap, URL shapes, local roots) is checked before anything is
-fetched or read; then every part is loaded concurrently, and decoding runs in worker
-threads so that one large image does not stall the event loop. Docs: docs/media.md.
+fetched or read; then every part is loaded concurrently, and decoding runs on the media
+workers (:mod:`gateway.media.workers`): threads of their own, shared fairly between
+organisations, so that one large image does not stall the event loop and one
+organisation's media do not starve another's. Cancelling intake (the client left) stops
+its decoding too. Docs: docs/media.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ from gateway.media.data_uri import DataURIError, decode_data_uri, is_data_uri
 from gateway.media.images import ImageError, validate_image
 from gateway.media.local import LocalMediaError, is_local, local_path, read_local
 from gateway.media.video import Sampling, sample_frames
+from gateway.media.workers import MediaWorkers, for_settings
 from gateway.registry import ModelEntry
 from gateway.settings import Settings
 from gateway.telemetry import current_request
@@ -263,12 +268,19 @@ class _Loader:
     """Loads and validates the parts of one request."""
 
     def __init__(
-        self, settings: Settings, sampling: Sampling, http: httpx.AsyncClient | None
+        self,
+        settings: Settings,
+        sampling: Sampling,
+        http: httpx.AsyncClient | None,
+        workers: MediaWorkers,
+        org_id: int,
     ) -> None:
         self.settings = settings
         self.sampling = sampling
         self.http = http
         self.policy = policy(settings)
+        self.workers = workers
+        self.org_id = org_id
 
     def _cap(self, part: _Part) -> int:
         settings = self.settings
@@ -294,9 +306,10 @@ class _Loader:
         try:
             if part.source == "data":
                 # Decoding base64 is CPU work too; it joins the validation in the thread.
-                return await asyncio.to_thread(self._decode_and_check, part)
-            data = await self.raw(part)
-            return await asyncio.to_thread(self._check, part, data)
+                job = functools.partial(self._decode_and_check, part)
+            else:
+                job = functools.partial(self._check, part, await self.raw(part))
+            return await self.workers.run(self.org_id, job)
         except (fetch.FetchError, LocalMediaError, ImageError) as exc:
             code = exc.code
             if code == "media_too_large":
@@ -311,18 +324,18 @@ class _Loader:
                 code=f"invalid_{part.kind}",
             ) from None
 
-    def _decode_and_check(self, part: _Part) -> list[bytes]:
+    def _decode_and_check(self, part: _Part, cancelled: threading.Event) -> list[bytes]:
         _, data = decode_data_uri(part.url, part.kind)
         if part.kind == "video" and len(data) > self.settings.max_video_bytes:
             raise fetch.TooLarge(
                 f"The video is {len(data)} bytes; at most {self.settings.max_video_bytes}."
             )
-        return self._check(part, data)
+        return self._check(part, data, cancelled)
 
-    def _check(self, part: _Part, data: bytes) -> list[bytes]:
+    def _check(self, part: _Part, data: bytes, cancelled: threading.Event) -> list[bytes]:
         if part.kind == "image":
-            return [validate_image(data, self.settings.max_image_pixels)]
-        return sample_frames(data, self.sampling)
+            return [validate_image(data, self.settings.max_image_pixels, cancelled)]
+        return sample_frames(data, self.sampling, cancelled)
 
 
 async def _all(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
@@ -365,8 +378,12 @@ async def intake(
     video_fps: float | None = None,
     video_max_frames: int | None = None,
     request_bytes: int = 0,
+    org_id: int,
 ) -> Intake:
-    """Turn the request's messages into contract messages plus validated media bytes."""
+    """Turn the request's messages into contract messages plus validated media bytes.
+
+    ``org_id`` is the organisation whose share of the media workers decodes them.
+    """
     converted, parts = _convert(messages)
     result = Intake(messages=converted)
     if not parts:
@@ -378,12 +395,14 @@ async def intake(
         max_duration_s=settings.max_video_duration_s,
         max_pixels=settings.max_image_pixels,
         jpeg_quality=settings.video_frame_jpeg_quality,
+        max_decoded_frames=settings.video_max_decoded_frames,
+        timeout_s=settings.video_decode_timeout_s,
     )
     async with AsyncExitStack() as stack:
         http = None
         if any(part.source == "http" for part in parts):
             http = await stack.enter_async_context(fetch.client(policy(settings)))
-        loader = _Loader(settings, sampling, http)
+        loader = _Loader(settings, sampling, http, for_settings(settings), org_id)
         loaded = await _all([loader.load(part) for part in parts])
     for part, data in zip(parts, loaded, strict=True):
         if part.kind == "image":

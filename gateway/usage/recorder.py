@@ -32,6 +32,9 @@ class Usage:
     started_at: datetime
     first_token_ms: float | None
     duration_ms: float
+    # True: the model never reported the prompt's size (the client left first); it is the
+    # admission estimate.
+    prompt_estimated: bool = False
 
 
 class RecorderClosed(RuntimeError):

@@ -34,6 +34,8 @@ class Hooks:
     """Polled once per token; generation stops as soon as it returns True."""
     on_token: Callable[[], None] = lambda: None
     """Called once per generated token (for metrics)."""
+    prefilled: Callable[[int], None] = lambda prompt_tokens: None
+    """Called once with the prompt's token count, after every check, before generating."""
 
 
 class Engine(Protocol):

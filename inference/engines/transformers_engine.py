@@ -32,6 +32,7 @@ from inference.contract import (
 from inference.detokenize import TextStream
 from inference.engines.base import Hooks, Media, RequestError
 from inference.guidance import Guidance, GuidedLogits
+from inference.prompt_cost import measure as measure_prompt_cost
 from inference.sampling import build_processors
 from inference.tool_parsers import ToolCallFormat, tool_call_format
 
@@ -114,6 +115,7 @@ class TransformersEngine:
             tools="tools" in template,
             guided_decoding=True,
             context_length=int(getattr(text_config, "max_position_embeddings", 0) or 0),
+            prompt_cost=measure_prompt_cost(processor),
         )
 
     @classmethod
@@ -172,6 +174,36 @@ class TransformersEngine:
             messages.append(rendered)
         return messages, images
 
+    def _encode(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, images: list[Any]
+    ) -> Any:
+        """The prompt's tensors: the chat template rendered, tokenised, and the images processed.
+
+        Text from the request never becomes a control token: ``<image>`` or ``<|im_end|>`` in a
+        message, in a tool call's arguments or in a tool's definition is tokenised as the plain
+        text it is (transformers' ``sanitize_control_tokens``), so the image tokens are the
+        template's own, one run for each image sent. A tokenizer that adds special tokens the
+        template does not write (a BOS) cannot be sanitised; its prompt is tokenised as rendered,
+        and placeholders that the request wrote fail the processor's count of images (a 400).
+        """
+
+        def encode(sanitize: bool) -> Any:
+            return self.processor.apply_chat_template(
+                messages,
+                tools=tools,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+                sanitize_control_tokens=sanitize,
+                processor_kwargs={"images": images},
+            )
+
+        try:
+            return encode(sanitize=True)
+        except NotImplementedError:
+            return encode(sanitize=False)
+
     @staticmethod
     def _message(message: Message) -> dict[str, Any]:
         rendered: dict[str, Any] = {"role": message.role, "content": message.content}
@@ -199,14 +231,9 @@ class TransformersEngine:
             raise RequestError(f"{self.capabilities.model} does not accept images")
         tools = request.tools if request.tool_choice != "none" else None
         try:
-            prompt = self.processor.apply_chat_template(
-                messages, tools=tools, add_generation_prompt=True, tokenize=False
-            )
-        except Exception as exc:  # a template error is the request's fault
+            inputs = self._encode(messages, tools, images).to(self.device)
+        except Exception as exc:  # a template or placeholder error is the request's fault
             raise RequestError(f"messages: the chat template rejected them ({exc})") from exc
-        inputs = self.processor(text=prompt, images=images or None, return_tensors="pt").to(
-            self.device
-        )
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt_tokens = int(inputs["input_ids"].shape[1])
@@ -244,6 +271,7 @@ class TransformersEngine:
             eos_token_id=sorted(self.eos_ids) or None,
             pad_token_id=self.model.generation_config.pad_token_id,
         )
+        hooks.prefilled(prompt_tokens)
         with torch.inference_mode():
             self.model.generate(
                 **inputs,

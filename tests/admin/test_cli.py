@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from gateway.admin import development_secret_warning, ensure_default_organisation
+from gateway.admin.runner import schema_problem
 from gateway.auth import Authenticator, InvalidApiKey
 from gateway.cli import app
 from gateway.db.engine import create_engine, session_factory
@@ -190,3 +191,24 @@ def test_first_start_creates_a_default_organisation_once(cli: Any, database_url:
 def test_the_development_secret_is_flagged() -> None:
     assert development_secret_warning(Settings()) is not None
     assert development_secret_warning(Settings(key_secret="a-real-secret")) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", [("tiers", "list"), ("orgs", "create", "acme")])
+def test_a_database_without_the_schema_is_named_without_a_traceback(
+    cli: Any, command: tuple[str, ...]
+) -> None:
+    cli("db", "downgrade", "base")
+    result = cli(*command, code=1)
+    assert (
+        result.output.strip()
+        == "visiongate: the database has no schema: run `visiongate db upgrade`"
+    )
+    assert isinstance(result.exception, SystemExit)  # typer's Exit, not a database error
+
+
+def test_an_older_schema_is_named(cli: Any, database_url: str) -> None:
+    cli("db", "downgrade", "0001")
+    problem = schema_problem(Settings(database_url=database_url))
+    assert problem is not None and problem.endswith("run `visiongate db upgrade`")
+    cli("db", "upgrade")
+    assert schema_problem(Settings(database_url=database_url)) is None

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import tritonclient.grpc.aio as aio
 
+from gateway.limits import estimate_prompt
+from gateway.settings import Settings
 from inference import contract
 from inference.contract import GenerateRequest, ImagePart, Message, VideoPart
 from inference.launcher import EmbeddedTriton
@@ -90,6 +92,49 @@ async def test_stop_string_ends_generation_without_sending_it(
     assert cut.finish_reason == "stop"
     assert cut.text == full.text[: full.text.index(stop)]
     assert cut.completion_tokens is not None and cut.completion_tokens < 64
+
+
+async def test_the_prompt_size_is_reported_before_the_first_delta(
+    client: aio.InferenceServerClient,
+) -> None:
+    answer = await stream(
+        client, GenerateRequest(messages=[user("Hi")], max_tokens=8, temperature=0.0)
+    )
+    assert answer.error is None
+    assert answer.deltas_before_prefill == 0
+    # ChatML around "Hi" on the byte-level tokenizer: 2 bytes of text, 19 of template.
+    assert answer.prefill_tokens == answer.prompt_tokens == 21
+
+
+async def test_the_reported_prompt_cost_predicts_the_prompt_size(
+    client: aio.InferenceServerClient,
+) -> None:
+    describe = await stream(client, contract.DescribeRequest())
+    assert describe.capabilities is not None and describe.capabilities.prompt_cost is not None
+    chats = [
+        [user("Hi")],
+        [Message("system", "Be brief."), user("What is in the picture?")],
+        [user("One"), Message("assistant", "Two, three."), user("Four?" * 40)],
+    ]
+    for messages in chats:
+        answer = await stream(client, GenerateRequest(messages=messages, max_tokens=1))
+        assert answer.prompt_tokens is not None
+        chars = sum(
+            len(part) if isinstance(part, str) else len(part.text)
+            for m in messages
+            for part in ([m.content] if isinstance(m.content, str) else m.content or [])
+            if isinstance(part, str | contract.TextPart)
+        )
+        estimate = estimate_prompt(
+            Settings(),
+            describe.capabilities.prompt_cost,
+            text_chars=chars,
+            messages=len(messages),
+            images=0,
+            video_frames=0,
+        )
+        # Upper-leaning, and off by at most a token a message (roles differ in length).
+        assert 0 <= estimate - answer.prompt_tokens <= len(messages), messages
 
 
 async def test_cancelling_mid_stream_stops_generation(

@@ -22,6 +22,9 @@ class Answer:
     """What one stream delivered."""
 
     deltas: list[str] = field(default_factory=list)
+    # The prefill report, and how many deltas had arrived before it.
+    prefill_tokens: int | None = None
+    deltas_before_prefill: int | None = None
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -90,6 +93,9 @@ async def stream(
             if delta:
                 on_delta()
                 answer.deltas.append(delta)
+        if contract.OUTPUT_PROMPT_TOKENS in names and contract.OUTPUT_FINISH_REASON not in names:
+            answer.prefill_tokens = int(result.as_numpy(contract.OUTPUT_PROMPT_TOKENS)[0])
+            answer.deltas_before_prefill = len(answer.deltas)
         if contract.OUTPUT_FINISH_REASON in names:
             answer.finish_reason = result.as_numpy(contract.OUTPUT_FINISH_REASON)[0].decode()
             answer.prompt_tokens = int(result.as_numpy(contract.OUTPUT_PROMPT_TOKENS)[0])

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from gateway.limits import count_chat, estimate_tokens, format_duration
+from gateway.limits import count_chat, estimate_prompt, format_duration
 from gateway.settings import Settings
+from inference.contract import PromptCost
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ def test_durations_are_written_as_groq_does(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-def test_estimate_counts_text_images_and_max_tokens() -> None:
+def test_the_prompt_estimate_counts_text_messages_and_media() -> None:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "x" * 40},
         {
@@ -44,11 +45,10 @@ def test_estimate_counts_text_images_and_max_tokens() -> None:
     chars, count, images = count_chat(messages)
     assert (chars, count, images) == (120, 2, 2)
     settings = Settings()
-    tokens = estimate_tokens(
-        settings, text_chars=chars, messages=count, images=images, video_frames=3, max_tokens=100
-    )
-    assert tokens == 30 + 2 * 4 + 5 * settings.image_tokens_estimate + 100
-    without_max = estimate_tokens(
-        settings, text_chars=0, messages=1, images=0, video_frames=0, max_tokens=None
-    )
-    assert without_max == 4 + settings.max_tokens_estimate
+    media = 2 * settings.image_tokens_estimate + 3 * settings.video_frame_tokens_estimate
+    # A model that measured its tokenizer: 3 characters a token, 5 per message, 7 once.
+    cost = PromptCost(chars_per_token=3.0, message_tokens=5, base_tokens=7)
+    counts = {"text_chars": chars, "messages": count, "images": images, "video_frames": 3}
+    assert estimate_prompt(settings, cost, **counts) == 40 + 2 * 5 + 7 + media
+    # One that did not: the settings' ratios (4 characters a token, 4 per message).
+    assert estimate_prompt(settings, None, **counts) == 30 + 2 * 4 + media

@@ -61,6 +61,9 @@ ORGS: dict[str, dict[str, int]] = {
     "lh-contention": {"rpm": 20},
     "lh-lease": {"concurrency": 1},
     "lh-redis": {"rpm": 3, "rpd": 1_000},
+    "lh-prefill": {"rpd": 1_000, "tpm": 100_000},
+    "lh-unset-max": {"tpm": 1_100},
+    "lh-unset-max-fits": {"tpm": 5_000},
 }
 
 
@@ -220,9 +223,18 @@ def chat(max_tokens: int = 1, content: str = "Hi", **extra: Any) -> dict[str, An
     }
 
 
+# What the default model's ChatML template adds to one user turn and the generation prompt,
+# in tokens of its byte-level tokenizer (one per byte): the model measures and reports it.
+CHATML_TURN_TOKENS = 19
+
+
 def reserved(max_tokens: int, content: str = "Hi") -> int:
-    """The tokens admission reserves for ``chat(max_tokens, content)`` (docs/admin.md)."""
-    return -(-len(content) // 4) + 4 + max_tokens
+    """The tokens admission reserves for ``chat(max_tokens, content)`` (docs/admin.md).
+
+    The default model's prompt estimate is exact for ASCII text: one token per character
+    plus the template's own tokens.
+    """
+    return len(content) + CHATML_TURN_TOKENS + max_tokens
 
 
 @dataclass

@@ -9,11 +9,14 @@ import signal
 import time
 from typing import Any
 
+import httpx
 import pytest
+from openai import APIStatusError
 
 from gateway.db.models import UsageRecord
 from tests.gateway.helpers import image_message
 from tests.limits_http.conftest import MODEL, Stack, chat, open_stream, reserved
+from tests.schemas import TOOLS
 
 
 def assert_row(row: UsageRecord | None, usage: dict[str, Any]) -> None:
@@ -96,7 +99,7 @@ async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
     org = "lh-reserve"  # 2,000 tokens per minute: 30 ms of refill per token
     key = stack.keys[org]
     async with stack.http(key) as http:
-        # Admitted (1 + 4 + 576 per image + 1,000 reserved), then refused by media intake.
+        # Admitted ("Hi" + template + 576 per image + 1,000 reserved), then refused by intake.
         body = chat(1_000)
         body["messages"][0]["content"] = [
             {"type": "text", "text": "Hi"},
@@ -104,23 +107,24 @@ async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
         ]
         failed = await http.post("/v1/chat/completions", json=body)
         assert failed.status_code == 400
-        assert failed.headers["x-ratelimit-remaining-tokens"] == str(2_000 - 1_581)
+        assert failed.headers["x-ratelimit-remaining-tokens"] == str(2_000 - reserved(1_000) - 576)
 
         # It used nothing, so all of it came back: the next request sees a full bucket.
         started = time.monotonic()
         small = await http.post("/v1/chat/completions", json=chat(1))
         assert small.headers["x-ratelimit-remaining-tokens"] == str(2_000 - reserved(1))
 
-        # A long prompt: the estimate (4 characters a token) is far below the real count of
-        # this byte-level tokenizer, and the real count is what is charged.
-        long_text = "Hi " * 100
-        long = await http.post("/v1/chat/completions", json=chat(50, content=long_text))
+        # An image: the estimate (576 tokens an image) is far above what the default model's
+        # tiny vision tower really takes, and the real count is what is charged.
+        with_image = chat(50)
+        with_image["messages"] = [image_message("Hi")]
+        long = await http.post("/v1/chat/completions", json=with_image)
         probe = await http.post("/v1/chat/completions", json=chat(1))
         elapsed_ms = (time.monotonic() - started) * 1000
 
     small_used = small.json()["usage"]["total_tokens"]
     long_used = long.json()["usage"]["total_tokens"]
-    assert long_used > reserved(50, long_text) + 100  # so the two accountings differ
+    assert long_used + 100 < reserved(50) + 576  # so the two accountings differ
     charged = small_used + long_used + reserved(1)
     remaining = int(probe.headers["x-ratelimit-remaining-tokens"])
     assert 2_000 - charged - 1 <= remaining <= 2_000 - charged + elapsed_ms / 30 + 1
@@ -155,3 +159,57 @@ async def test_graceful_shutdown_finishes_and_records_requests_in_flight(stack: 
     assert len(rows) == 2
     assert_row(rows[finish["x_groq"]["id"]], finish["x_groq"]["usage"])
     assert_row(rows[response.json()["x_groq"]["id"]], response.json()["usage"])
+
+
+async def test_a_client_leaving_before_the_first_token_is_charged_its_prompt(
+    stack: Stack,
+) -> None:
+    org = "lh-prefill"
+    # A forced tool call streams no content: the first event the client could see is the
+    # call itself, at the end, so the client below leaves while the model generates.
+    body = chat(1, tools=TOOLS, tool_choice="required")
+    async with stack.http(stack.keys[org]) as http:
+        finished = await http.post("/v1/chat/completions", json=body)
+        assert finished.status_code == 200, finished.text
+        prompt = finished.json()["usage"]["prompt_tokens"]
+        with pytest.raises(httpx.ReadTimeout):
+            async with http.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={**body, "max_tokens": 3_000, "stream": True},
+                timeout=httpx.Timeout(60, read=2),
+            ) as response:
+                await response.aread()
+    deadline = time.monotonic() + 30
+    while len(rows := await stack.usage(org)) < 2:
+        assert time.monotonic() < deadline, "the departed request's usage was never recorded"
+        await asyncio.sleep(0.1)
+    left = rows[1]
+    assert left.status == "client_closed_request"
+    # The model reported the prompt it took: the exact count, not an estimate, and not 0.
+    assert (left.prompt_tokens, left.prompt_estimated, left.completion_tokens) == (
+        prompt,
+        False,
+        0,
+    )
+
+
+async def test_without_max_tokens_the_reservation_is_what_generation_may_use(
+    stack: Stack,
+) -> None:
+    # The default model's context is 4,096 tokens and so is default_max_tokens: whatever
+    # the prompt, a request without max_tokens may use up to 4,096 tokens in all.
+    body = chat()
+    del body["max_tokens"]
+    async with stack.openai(stack.keys["lh-unset-max"]) as client:
+        with pytest.raises(APIStatusError) as refused:
+            await client.chat.completions.create(**body)
+    assert refused.value.status_code == 413
+    assert "Limit 1100, Requested 4096" in refused.value.message
+
+    async with (
+        stack.http(stack.keys["lh-unset-max-fits"]) as http,
+        http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-remaining-tokens"] == str(5_000 - 4_096)

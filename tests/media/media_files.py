@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import av
@@ -219,3 +220,65 @@ def listener(host: str = "127.0.0.1") -> Iterator[Listener]:
         stop.set()
         thread.join()
         sock.close()
+
+
+def png16_rgba(width: int, height: int) -> bytes:
+    """A 16-bit RGBA PNG of ``width`` × ``height`` whose rows are all one gradient.
+
+    Written by hand (Pillow cannot save 16-bit RGBA). Every row after the first is filtered
+    "Up" (all zeros), which deflate shrinks about a thousandfold: even 5760 × 5760 (265 MB of
+    pixels) is a few hundred KB.
+    """
+    header = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    ramp = np.linspace(0, 65535, width * 4, dtype=np.float64).astype(">u2")
+    same = b"\x02" + bytes(len(ramp) * 2)
+    compressor = zlib.compressobj(9)
+    rows = [compressor.compress(b"\x00" + ramp.tobytes())]
+    rows.extend(compressor.compress(same) for _ in range(height - 1))
+    pixels = b"".join(rows) + compressor.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", pixels)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def repeated_video(seconds: float, rate: int, size: tuple[int, int], gop: int) -> bytes:
+    """An H.264 MP4 of ``seconds`` × ``rate`` frames, cheap to make however long it is.
+
+    One keyframe and one P-frame are encoded once; the stream is the keyframe followed by
+    ``gop - 1`` copies of the P-frame packet, over and over. A decoder must still decode
+    every frame from a keyframe on, so with a huge ``gop`` (one keyframe) reaching the last
+    second means decoding the whole video: the worst case for sampling frames.
+    """
+    encoder = av.CodecContext.create("libx264", "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, rate)
+    encoder.options = {"preset": "ultrafast", "bframes": "0", "g": "1000000"}
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    pixels = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) % 256], -1)
+    frame = av.VideoFrame.from_ndarray(pixels.astype(np.uint8), format="rgb24")
+    frame = frame.reformat(format="yuv420p")
+    packets = []
+    for pts in range(3):
+        frame.pts = pts
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    key, delta = bytes(packets[0]), bytes(packets[1])
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("h264", rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.extradata = encoder.extradata
+        for i in range(round(seconds * rate)):
+            packet = av.Packet(key if i % gop == 0 else delta)
+            packet.pts = packet.dts = i
+            packet.time_base = Fraction(1, rate)
+            packet.is_keyframe = i % gop == 0
+            packet.stream = stream
+            container.mux(packet)
+    return buffer.getvalue()

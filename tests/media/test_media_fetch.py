@@ -52,6 +52,8 @@ async def test_ipv6_loopback_is_refused_without_a_connection() -> None:
         "http://192.168.1.1/",
         "http://[fe80::1]/",
         "http://[fd00::1]/",
+        "http://[fec0::1]/",  # site-local, deprecated but still routed inside a site
+        "http://[feff:ffff::1]/",  # the top of fec0::/10
         "http://224.0.0.1/",
         "http://[2002:7f00:1::]/",  # 6to4 form of 127.0.0.1
         "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo
@@ -81,6 +83,8 @@ def test_embedded_ipv4_forms() -> None:
         ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
         ("::ffff:93.184.216.34", False),  # mapped: the socket would talk IPv4 unchecked
         ("::", False),
+        ("fec0::1", False),  # site-local
+        ("fec0::5db8:d822", False),  # site-local, whatever its low bits
         ("255.255.255.255", False),
     ]:
         assert fetch.is_public(ipaddress.ip_address(text)) is public, text

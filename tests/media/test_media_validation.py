@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,15 @@ from gateway.media.video import Sampling, sample_frames
 from tests.media.media_files import animated_gif, encode, photo, png_bomb, video
 
 CAP = 33_177_600
-SAMPLING = Sampling(fps=2.0, max_frames=32, max_duration_s=600.0, max_pixels=CAP, jpeg_quality=90)
+SAMPLING = Sampling(
+    fps=2.0,
+    max_frames=32,
+    max_duration_s=600.0,
+    max_pixels=CAP,
+    jpeg_quality=90,
+    max_decoded_frames=10_000,
+    timeout_s=15.0,
+)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
@@ -94,24 +103,22 @@ def test_video_frames_are_sampled_at_fps_up_to_max_frames() -> None:
     assert len(frames) == 6  # 3 s at 2 fps
     with Image.open(io.BytesIO(frames[0])) as first:
         assert first.format == "JPEG" and first.size == (64, 48)
-    capped = Sampling(fps=10.0, max_frames=4, max_duration_s=600.0, max_pixels=CAP, jpeg_quality=90)
+    capped = replace(SAMPLING, fps=10.0, max_frames=4)
     assert len(sample_frames(clip, capped)) == 4
     assert len(sample_frames(video(fmt="webm"), SAMPLING)) == 6
 
 
 def test_video_caps() -> None:
     clip = video(seconds=3.0, rate=10)
-    short = Sampling(fps=2.0, max_frames=32, max_duration_s=2.0, max_pixels=CAP, jpeg_quality=90)
+    short = replace(SAMPLING, max_duration_s=2.0)
     with pytest.raises(ImageError) as caught:
         sample_frames(clip, short)
     assert caught.value.code == "video_too_long"
-    small = Sampling(
-        fps=2.0, max_frames=32, max_duration_s=600.0, max_pixels=64 * 48 - 1, jpeg_quality=90
-    )
+    small = replace(SAMPLING, max_pixels=64 * 48 - 1)
     with pytest.raises(ImageError) as caught:
         sample_frames(clip, small)
     assert caught.value.code == "image_resolution_too_large"
-    assert sample_frames(clip, Sampling(2.0, 32, 600.0, 64 * 48, 90))
+    assert sample_frames(clip, replace(SAMPLING, max_pixels=64 * 48))
     for broken in (clip[: len(clip) // 2], b"\x00" * 1000, encode(photo(16, 16), "PNG")):
         with pytest.raises(ImageError) as caught:
             sample_frames(broken, SAMPLING)
