@@ -1,11 +1,15 @@
-# Three stages, one wheel:
-#   wheel:   builds visiongate's wheel (`pip wheel --no-deps .`), the artefact both images install
+# Four stages, one wheel:
+#   wheel:   builds visiongate's wheel (`pip wheel --no-deps .`), the artefact every image installs
 #   gateway: the HTTP service (no torch, no Triton), the wheel with constraints.txt
 #   triton:  NVIDIA's Triton image with the wheel's vlm model and the transformers engine on the GPU
+#   triton-trtllm: NVIDIA's Triton image with TensorRT-LLM, the same vlm model, engine trtllm
 # Written for nvcr.io/nvidia/tritonserver:24.12-py3 (Triton 2.53.0, CUDA 12.6.3, Ubuntu 24.04 with
 # Python 3.12: visiongate needs Python >= 3.11, so 24.10 and older, on Python 3.10, cannot run it).
 # Never built here (no Docker engine): see docs/deploy.md, "What has been run".
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.12-py3
+# The -trtllm-python-py3 variant ships tensorrt_llm, its torch and transformers. Chosen for
+# TensorRT-LLM 1.2.x, not confirmed against NVIDIA's release notes (docs/deploy.md, "TensorRT-LLM").
+ARG TRTLLM_TRITON_IMAGE=nvcr.io/nvidia/tritonserver:26.02-trtllm-python-py3
 
 FROM python:3.11-slim AS wheel
 WORKDIR /src
@@ -45,4 +49,18 @@ RUN cp -r "$(python3 -c 'from inference.launcher import DEFAULT_MODEL_REPOSITORY
       /models \
  && sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
 # HTTP stays inside the container, for the health check.
+CMD ["tritonserver", "--model-repository=/models", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]
+
+FROM ${TRTLLM_TRITON_IMAGE} AS triton-trtllm
+ENV PIP_BREAK_SYSTEM_PACKAGES=1
+COPY docker/trtllm-constraints.txt /tmp/trtllm-constraints.txt
+COPY --from=wheel /wheels /wheels
+# tensorrt_llm, torch, transformers, llguidance, pillow and numpy are the image's own (the
+# versions TensorRT-LLM was built with); only what it lacks is added, pinned.
+RUN pip install --no-cache-dir -c /tmp/trtllm-constraints.txt msgspec \
+ && pip install --no-cache-dir --no-deps /wheels/visiongate-*.whl
+RUN cp -r "$(python3 -c 'from inference.launcher import DEFAULT_MODEL_REPOSITORY as r; print(r)')" \
+      /models \
+ && sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
+ENV VISIONGATE_ENGINE=trtllm
 CMD ["tritonserver", "--model-repository=/models", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]

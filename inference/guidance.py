@@ -51,6 +51,25 @@ def _tool_schema(tools: list[dict[str, Any]], names: list[str]) -> dict[str, Any
     return choices[0] if len(choices) == 1 else {"anyOf": choices}
 
 
+def tool_call_lark(
+    guide: Guide,
+    tools: list[dict[str, Any]] | None,
+    parallel: bool,
+    open_terminal: str,
+    close_terminal: str,
+    max_calls: int,
+) -> str:
+    """The Lark grammar of a forced tool call, each call between the two terminals."""
+    names = guide.tool_names or tool_names(tools)
+    if not tools or not names:
+        raise RequestError("guide: a tool call needs tools")
+    # Lark's %json takes its options from the schema's "x-guidance", not from JSON_OPTIONS.
+    schema = json.dumps({**_tool_schema(tools, names), "x-guidance": JSON_OPTIONS})
+    # Parallel calls are capped: an untrained or greedy model may never choose to stop.
+    more = f' ("\\n" call){{0,{max_calls - 1}}}' if parallel and max_calls > 1 else ""
+    return f'start: call{more}\ncall: {open_terminal} "\\n" %json {schema} "\\n" {close_terminal}'
+
+
 class Guidance:
     """Compiles guides into matchers for one tokenizer."""
 
@@ -68,8 +87,8 @@ class Guidance:
         self.vocab_size = vocab_size
         self.calls = calls
         self.max_calls = max_calls
-        self._open = self._literal(hf_tokenizer, calls.open)
-        self._close = self._literal(hf_tokenizer, calls.close)
+        self.open_terminal = self._literal(hf_tokenizer, calls.open)
+        self.close_terminal = self._literal(hf_tokenizer, calls.close)
 
     @staticmethod
     def _literal(hf_tokenizer: Any, text: str) -> str:
@@ -87,14 +106,9 @@ class Guidance:
             if guide.json_schema is None:
                 raise RequestError("guide: json_schema needs a schema")
             return cast(str, LLMatcher.grammar_from_json_schema(guide.json_schema, JSON_OPTIONS))
-        names = guide.tool_names or tool_names(tools)
-        if not tools or not names:
-            raise RequestError("guide: a tool call needs tools")
-        # Lark's %json takes its options from the schema's "x-guidance", not from JSON_OPTIONS.
-        schema = json.dumps({**_tool_schema(tools, names), "x-guidance": JSON_OPTIONS})
-        # Parallel calls are capped: an untrained or greedy model may never choose to stop.
-        more = f' ("\\n" call){{0,{self.max_calls - 1}}}' if parallel and self.max_calls > 1 else ""
-        lark = f'start: call{more}\ncall: {self._open} "\\n" %json {schema} "\\n" {self._close}'
+        lark = tool_call_lark(
+            guide, tools, parallel, self.open_terminal, self.close_terminal, self.max_calls
+        )
         return cast(str, LLMatcher.grammar_from_lark(lark))
 
     def matcher(self, grammar: str) -> LLMatcher:

@@ -13,9 +13,11 @@ from importlib.metadata import requires, version
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 TRITON_CONSTRAINTS = ROOT / "docker" / "triton-constraints.txt"
+TRTLLM_CONSTRAINTS = ROOT / "docker" / "trtllm-constraints.txt"
 # The Python of the Triton image the Dockerfile was written for (tritonserver:24.12-py3).
 TRITON_PYTHON = {"python_version": "3.12", "python_full_version": "3.12.3"}
 
@@ -56,19 +58,39 @@ def test_every_pip_install_in_the_dockerfile_is_pinned_or_the_wheel_alone() -> N
     installs = pip_installs()
     assert installs
     for command in installs:
-        constrained = "-c /tmp/constraints.txt" in command or (
-            "-c /tmp/triton-constraints.txt" in command
+        constrained = any(
+            f"-c /tmp/{name}" in command
+            for name in ("constraints.txt", "triton-constraints.txt", "trtllm-constraints.txt")
         )
         wheel_alone = "--no-deps /wheels/visiongate-*.whl" in command
         assert constrained or wheel_alone, command
     wheels = [command for command in installs if "/wheels/visiongate-*.whl" in command]
-    assert len(wheels) == 2, "the gateway and triton stages both install the built wheel"
+    assert len(wheels) == 3, "the gateway, triton and triton-trtllm stages install the wheel"
 
 
-def test_the_triton_stage_pins_what_the_tests_ran_against() -> None:
+def test_the_triton_stages_pin_what_the_tests_ran_against() -> None:
     # Installed here (torch as its CPU build, "+cpu"): what every other test ran with.
-    ran = {name: version(name).split("+")[0] for name in pins(TRITON_CONSTRAINTS)}
-    assert pins(TRITON_CONSTRAINTS) == ran
+    for constraints in (TRITON_CONSTRAINTS, TRTLLM_CONSTRAINTS):
+        ran = {name: version(name).split("+")[0] for name in pins(constraints)}
+        assert pins(constraints) == ran, constraints.name
+
+
+def test_the_trtllm_profile_serves_a_read_only_checkpoint_with_engine_trtllm() -> None:
+    services = YAML(typ="safe").load((ROOT / "compose.yaml").read_text())["services"]
+    trtllm = services["triton-trtllm"]
+    assert trtllm["profiles"] == ["trtllm"] and "profiles" not in services["triton"]
+    assert trtllm["environment"]["VISIONGATE_ENGINE"] == "trtllm"
+    (volume,) = trtllm["volumes"]
+    assert volume.endswith(":/checkpoints/model:ro")
+    assert trtllm["environment"]["VISIONGATE_MODEL_PATH"] == "/checkpoints/model"
+    # The gateway waits for whichever Triton the profile runs.
+    waits = services["gateway"]["depends_on"]
+    assert waits["triton"]["required"] is False and waits["triton-trtllm"]["required"] is False
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    target = trtllm["build"]["target"]
+    assert f"FROM ${{TRTLLM_TRITON_IMAGE}} AS {target}" in dockerfile
+    (image,) = re.findall(r"^ARG TRTLLM_TRITON_IMAGE=(\S+)$", dockerfile, re.M)
+    assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-trtllm-python-py3", image)
 
 
 def test_the_triton_constraints_cover_everything_the_triton_stage_installs() -> None:

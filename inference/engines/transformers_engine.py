@@ -19,18 +19,10 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from inference import tiny_model
-from inference.contract import (
-    Capabilities,
-    Final,
-    FinishReason,
-    GenerateRequest,
-    ImagePart,
-    Message,
-    TextPart,
-    VideoPart,
-)
+from inference.contract import Capabilities, Final, FinishReason, GenerateRequest
 from inference.detokenize import TextStream
 from inference.engines.base import Hooks, Media, RequestError
+from inference.engines.chat_render import encode, render
 from inference.guidance import Guidance, GuidedLogits
 from inference.prompt_cost import measure as measure_prompt_cost
 from inference.sampling import build_processors
@@ -148,90 +140,16 @@ class TransformersEngine:
             eos = self.tokenizer.eos_token_id
         return [eos] if isinstance(eos, int) else list(eos or [])
 
-    def _render(
-        self, request: GenerateRequest, media: Media
-    ) -> tuple[list[dict[str, Any]], list[Any]]:
-        """Messages as the chat template wants them, and the images in the order they appear."""
-        messages: list[dict[str, Any]] = []
-        images: list[Any] = []
-        for m, message in enumerate(request.messages):
-            rendered = self._message(message)
-            if isinstance(message.content, list):
-                parts: list[dict[str, Any]] = []
-                for p, part in enumerate(message.content):
-                    where = f"messages[{m}].content[{p}]"
-                    if isinstance(part, TextPart):
-                        parts.append({"type": "text", "text": part.text})
-                    elif isinstance(part, ImagePart):
-                        images.append(_indexed(media.images, part.index, where, "image"))
-                        parts.append({"type": "image"})
-                    elif isinstance(part, VideoPart):
-                        # No native video path here: the sampled frames go in as images.
-                        frames = _indexed(media.videos, part.index, where, "video")
-                        images.extend(frames)
-                        parts.extend({"type": "image"} for _ in frames)
-                rendered["content"] = parts
-            messages.append(rendered)
-        return messages, images
-
-    def _encode(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, images: list[Any]
-    ) -> Any:
-        """The prompt's tensors: the chat template rendered, tokenised, and the images processed.
-
-        Text from the request never becomes a control token: ``<image>`` or ``<|im_end|>`` in a
-        message, in a tool call's arguments or in a tool's definition is tokenised as the plain
-        text it is (transformers' ``sanitize_control_tokens``), so the image tokens are the
-        template's own, one run for each image sent. A tokenizer that adds special tokens the
-        template does not write (a BOS) cannot be sanitised; its prompt is tokenised as rendered,
-        and placeholders that the request wrote fail the processor's count of images (a 400).
-        """
-
-        def encode(sanitize: bool) -> Any:
-            return self.processor.apply_chat_template(
-                messages,
-                tools=tools,
-                add_generation_prompt=True,
-                tokenize=True,
-                return_dict=True,
-                return_tensors="pt",
-                sanitize_control_tokens=sanitize,
-                processor_kwargs={"images": images},
-            )
-
-        try:
-            return encode(sanitize=True)
-        except NotImplementedError:
-            return encode(sanitize=False)
-
-    @staticmethod
-    def _message(message: Message) -> dict[str, Any]:
-        rendered: dict[str, Any] = {"role": message.role, "content": message.content}
-        if message.tool_calls:
-            rendered["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": c.type,
-                    "function": {"name": c.function.name, "arguments": c.function.arguments},
-                }
-                for c in message.tool_calls
-            ]
-        if message.tool_call_id:
-            rendered["tool_call_id"] = message.tool_call_id
-        if message.name:
-            rendered["name"] = message.name
-        return rendered
-
     def generate(self, request: GenerateRequest, media: Media, hooks: Hooks) -> Final:
         """Generate an answer, streaming deltas through ``hooks.emit``."""
         if not request.messages:
             raise RequestError("messages: at least one message is required")
-        messages, images = self._render(request, media)
-        if images and not self.capabilities.vision:
+        rendered = render(request, media)
+        if rendered.images and not self.capabilities.vision:
             raise RequestError(f"{self.capabilities.model} does not accept images")
         tools = request.tools if request.tool_choice != "none" else None
         try:
-            inputs = self._encode(messages, tools, images).to(self.device)
+            inputs = encode(self.processor, rendered, tools).to(self.device)
         except Exception as exc:  # a template or placeholder error is the request's fault
             raise RequestError(f"messages: the chat template rejected them ({exc})") from exc
         if "pixel_values" in inputs:
@@ -296,11 +214,3 @@ class TransformersEngine:
             completion_tokens=completion_tokens,
             tool_calls=calls,
         )
-
-
-def _indexed(items: list[Any], index: int, where: str, kind: str) -> Any:
-    if not 0 <= index < len(items):
-        raise RequestError(
-            f"{where}: {kind} index {index} but the request carries {len(items)} {kind}s"
-        )
-    return items[index]
