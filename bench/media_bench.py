@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gateway.api.chat_request import parse_chat_request
+from gateway.api.plan import plan_chat
 from gateway.errors import ApiError
 from gateway.media.intake import intake
-from gateway.registry import Registry
 from gateway.settings import Settings
 from tests.media.media_files import (
     data_uri,
@@ -45,6 +45,7 @@ from tests.media.media_files import (
     png_bomb,
     repeated_video,
 )
+from tests.support.models import model_entry
 
 RUNS = 15
 MiB = 1024 * 1024
@@ -70,20 +71,24 @@ async def _time(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
 async def latency() -> None:
     """Print the latency figures."""
     settings = Settings(media_allowed_private_hosts=["127.0.0.1"])
-    model = Registry(settings).entries[0]
+    model = model_entry(settings)
     # A 12-megapixel photograph-like JPEG, at a quality that fits Groq's 4 MiB base64 cap.
     jpeg = encode(photo(4000, 3000, seed=3), "JPEG", quality=75)
     b64_body = _body("data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
 
     async def accept(body: bytes) -> None:
         chat = parse_chat_request(body, settings)
-        media = await intake(chat.messages, model, settings, request_bytes=len(body), org_id=1)
+        media = await intake(
+            plan_chat(chat, settings).media, model, settings, request_bytes=len(body), org_id=1
+        )
         assert len(media.images) == 1
 
     async def reject(body: bytes, code: str) -> None:
         chat = parse_chat_request(body, settings)
         try:
-            await intake(chat.messages, model, settings, request_bytes=len(body), org_id=1)
+            await intake(
+                plan_chat(chat, settings).media, model, settings, request_bytes=len(body), org_id=1
+            )
         except ApiError as exc:
             assert exc.code == code, exc.code
         else:
@@ -144,10 +149,12 @@ def _rss_kib(field: str) -> int:
 def _worst_one(path: Path) -> None:
     """Intake of the body in ``path``, in this process; print one JSON line of figures."""
     settings = Settings()
-    model = dataclasses.replace(Registry(settings).entries[0], video=True)
+    model = dataclasses.replace(model_entry(settings), video=True)
     body = path.read_bytes()
     chat = parse_chat_request(body, settings)
-    work = intake(chat.messages, model, settings, request_bytes=len(body), org_id=1)
+    work = intake(
+        plan_chat(chat, settings).media, model, settings, request_bytes=len(body), org_id=1
+    )
     before = _rss_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -14,6 +14,7 @@ from gateway.api.chat import ChatController
 from gateway.api.health import HealthController
 from gateway.api.models import ModelsController
 from gateway.api.services import open_services
+from gateway.backend import ModelBackend
 from gateway.errors import handle_exception
 from gateway.playground import playground_router
 from gateway.settings import Settings
@@ -26,9 +27,12 @@ log = logging.getLogger("visiongate.app")
 class GatewayPlugin(InitPluginProtocol):
     """Registers the controllers, the error mapping, and the per-worker services."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
+    def __init__(
+        self, settings: Settings, telemetry: Telemetry, backend: ModelBackend | None = None
+    ) -> None:
         self.settings = settings
         self.telemetry = telemetry
+        self.backend = backend
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add visiongate's parts to the app being built."""
@@ -52,7 +56,7 @@ class GatewayPlugin(InitPluginProtocol):
     @asynccontextmanager
     async def _services(self, app: Litestar) -> AsyncIterator[None]:
         """Open this worker's services inside its event loop; flush and close them at exit."""
-        async with open_services(self.settings, self.telemetry) as services:
+        async with open_services(self.settings, self.telemetry, self.backend) as services:
             app.state.services = services
             models = [entry.id for entry in services.registry.entries]
             log.info(
@@ -64,15 +68,20 @@ class GatewayPlugin(InitPluginProtocol):
         self.telemetry.shutdown()
 
 
-def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    telemetry: Telemetry | None = None,
+    backend: ModelBackend | None = None,
+) -> Litestar:
     """Build the gateway for ``settings`` (from VISIONGATE_* environment variables by default).
 
     ``telemetry``: the tracer and instruments to use (tests pass in-memory exporters).
+    ``backend``: the models' backend; by default the Triton servers the settings name.
     """
     settings = settings or Settings()
     telemetry = telemetry or Telemetry(settings)
     return Litestar(
-        plugins=[GatewayPlugin(settings, telemetry)],
+        plugins=[GatewayPlugin(settings, telemetry, backend)],
         openapi_config=None,
         # Logging is configured once per process by `serve` (JSON lines, gateway/telemetry).
         logging_config=None,

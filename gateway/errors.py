@@ -179,8 +179,4 @@ def handle_exception(request: Request, exc: Exception) -> Response[bytes]:
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = InternalError("The server had an error while processing your request.")
-    response = error_response(error)
-    # An admitted request's errors carry its rate-limit headers too (set by the chat handler).
-    for name, value in getattr(request.state, "rate_limit_headers", {}).items():
-        response.headers.setdefault(name, value)
-    return response
+    return error_response(error)

@@ -1,9 +1,10 @@
 """The models this gateway serves: public ids (and aliases) mapped to Triton models.
 
 Each entry starts from settings. What settings leave unset is filled from the model's own
-answer to a :class:`~inference.contract.DescribeRequest`, asked at startup and again while
-it has not answered (Triton may come up after the gateway), and from conservative
-defaults until then.
+answer to a :class:`~inference.contract.DescribeRequest`: the registry is built with the
+backend's ``describe`` and asks it in :meth:`Registry.ensure_described`, at startup and
+again, from whoever needs the answers, while a model has not answered (Triton may come up
+after the gateway); conservative defaults apply until then.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _apply(entry: ModelEntry, config: ModelSettings, found: Capabilities) -> Non
 class Registry:
     """Public model ids and aliases → entries."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, describe: Describe) -> None:
+        self._describe = describe
         created = int(time.time())
         self._configs = {config.id: config for config in settings.models}
         self.entries = [_entry(config, settings, created) for config in settings.models]
@@ -93,13 +95,13 @@ class Registry:
             raise ModelNotFound(model)
         return entry
 
-    async def describe(self, ask: Describe) -> None:
+    async def ensure_described(self) -> None:
         """Ask each model that has not yet answered what it can do; failures wait for next time."""
         for entry in self.entries:
             if entry.described:
                 continue
             try:
-                found = await ask(entry.triton_model)
+                found = await self._describe(entry.triton_model)
             except ApiError as exc:
                 log.info("capabilities of %s not known yet: %s", entry.id, exc)
                 continue

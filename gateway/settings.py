@@ -8,8 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inference.launcher import DEFAULT_MODEL_REPOSITORY
-
 # Documented in docs/admin.md; `serve` warns while it is in use, compose.yaml overrides it.
 DEV_KEY_SECRET = "visiongate-development-key-secret"
 
@@ -52,7 +50,12 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 8002
     triton_startup_timeout_s: float = 300.0
     triton_exit_timeout_s: int = 30
-    model_repository: Path = DEFAULT_MODEL_REPOSITORY
+    # None: the repository installed with the inference package (inference/launcher.py).
+    model_repository: Path | None = None
+
+    # Where the default model is built (by the model, which reads VISIONGATE_CACHE_DIR too)
+    # and the default SQLite database lives.
+    cache_dir: Path = Path.home() / ".cache" / "visiongate"
 
     # Storage (docs/admin.md). None: sqlite+aiosqlite at $VISIONGATE_CACHE_DIR/visiongate.db.
     database_url: str | None = None

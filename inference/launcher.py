@@ -91,11 +91,14 @@ def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class EmbeddedTriton:
-    """One tritonserver process serving a model repository over gRPC, with metrics."""
+    """One tritonserver process serving a model repository over gRPC, with metrics.
+
+    ``model_repository``: None serves the one installed with this package.
+    """
 
     def __init__(
         self,
-        model_repository: Path = DEFAULT_MODEL_REPOSITORY,
+        model_repository: Path | None = None,
         *,
         host: str = "127.0.0.1",
         grpc_port: int = 8001,
@@ -105,7 +108,7 @@ class EmbeddedTriton:
         log_lines: int = 400,
         echo: bool = True,
     ) -> None:
-        self.model_repository = Path(model_repository).resolve()
+        self.model_repository = Path(model_repository or DEFAULT_MODEL_REPOSITORY).resolve()
         self.host = host
         self.grpc_port = grpc_port
         self.metrics_port = metrics_port

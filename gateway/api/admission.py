@@ -1,8 +1,11 @@
 """The stages around inference: whose key (auth), may they (limits), and what it cost (usage).
 
-``authenticate`` and ``admit`` run before media intake; ``finish`` runs exactly once per
-admitted request, before its last byte goes out: it commits the usage record, corrects the
-token reservation to what was really used, and frees the concurrency slot.
+``authenticate`` runs first. :func:`admitted` is the admitted request as one async context:
+entering reserves the request's estimated tokens and a concurrency slot (or refuses it);
+leaving it, however it is left (an answer, an error, a cancellation, a client that went
+away), finishes it exactly once: the usage record is committed, the reservation corrected
+to what was really used, and the slot freed. An error raised inside carries the
+rate-limit headers out with it.
 """
 
 from __future__ import annotations
@@ -10,30 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 from litestar import Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.api.chat_request import ChatCompletionRequest
+from gateway.api.disconnect import is_disconnect
+from gateway.api.plan import ChatPlan
+from gateway.api.rate_limits import LimiterDown, rate_limit_headers, refusal
 from gateway.api.services import Services
+from gateway.api.timing import Timing
 from gateway.auth import InvalidApiKey, Principal
 from gateway.errors import ApiError, DatabaseUnavailable
-from gateway.limits import (
-    Decision,
-    LimiterUnavailable,
-    count_chat,
-    error_body,
-    estimate_prompt,
-    rate_limit_headers,
-    unavailable_body,
-)
-from gateway.media.intake import planned_video_frames
+from gateway.limits import Decision, LimiterUnavailable, estimate_prompt
 from gateway.registry import ModelEntry
 from gateway.usage import Usage
 from inference import contract
@@ -51,23 +45,6 @@ class Unauthorized(ApiError):
     code = "invalid_api_key"
 
 
-class Refused(ApiError):
-    """A limit or the quota says no (429), or the request alone exceeds a limit (413)."""
-
-    def __init__(self, status_code: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-        detail = body["error"]
-        super().__init__(detail["message"], code=detail["code"], headers=headers)
-        self.status_code = status_code
-        self.type = detail["type"]
-
-
-class LimiterDown(ApiError):
-    """Redis is unreachable and the limiter is set to fail closed (503)."""
-
-    status_code = 503
-    type = "service_unavailable"
-
-
 async def authenticate(services: Services, request: Request) -> Principal:
     """The organisation behind the request's bearer key."""
     try:
@@ -78,161 +55,205 @@ async def authenticate(services: Services, request: Request) -> Principal:
         raise DatabaseUnavailable(retry_after_s=services.settings.retry_after_s) from exc
 
 
-@dataclass
-class Ticket:
-    """An admitted request: who, what was reserved, and how it ends."""
+class Admission:
+    """An admitted request while it runs: what it reserved, and what it has used so far."""
 
-    principal: Principal
-    model: str
-    request_id: str
-    received: float  # time.perf_counter() when the request arrived, as the chat handler's clock
-    decision: Decision
-    headers: dict[str, str]
-    prompt_estimate: int
-    images: int
-    # Before intake: the most frames the videos may become; after: the frames really sent.
-    video_frames: int = 0
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Set once the request went to the model; then leaving early still costs its prompt.
-    submitted: bool = False
-    # The prompt's size as the model reported it (its Prefill), once it has.
-    prefill_tokens: int | None = None
-    first_token: float | None = None
-    deltas: int = 0
-    finished: bool = False
+    def __init__(
+        self,
+        principal: Principal,
+        model: str,
+        request_id: str,
+        timing: Timing,
+        decision: Decision,
+        prompt_estimate: int,
+        plan: ChatPlan,
+    ) -> None:
+        self.principal = principal
+        self.model = model
+        self.request_id = request_id
+        self.timing = timing
+        self.decision = decision
+        self.headers = rate_limit_headers(decision)
+        self.prompt_estimate = prompt_estimate
+        self.images = plan.images
+        # Before intake: the most frames the videos may become; after: the frames really sent.
+        self.video_frames = plan.video_frames
+        self.started_at = datetime.now(UTC)
+        self._submitted = False
+        self._prefill_tokens: int | None = None
+        self.deltas = 0
+        self.final: contract.Final | None = None
 
-    def prompt_charged(self, final: contract.Final | None) -> tuple[int, bool]:
+    def media_loaded(self, images: int, video_frames: int) -> None:
+        """Intake is done: these are the images and frames the model gets."""
+        self.images, self.video_frames = images, video_frames
+
+    def submitted(self) -> None:
+        """The request goes to the model: from now on leaving early still costs its prompt."""
+        self.timing.submitted = time.perf_counter()
+        self._submitted = True
+
+    def prefill(self, event: contract.Prefill) -> None:
+        """The model reported the prompt's size."""
+        self._prefill_tokens = event.prompt_tokens
+
+    def delta(self) -> None:
+        """One text delta arrived."""
+        self.timing.mark_first()
+        self.deltas += 1
+
+    def restarted(self) -> None:
+        """The answer started again on another server: what came before does not count."""
+        self.deltas = 0
+
+    def completed(self, final: contract.Final) -> None:
+        """The model finished."""
+        self.timing.mark_first()
+        self.timing.done = time.perf_counter()
+        self.final = final
+
+    def prompt_charged(self) -> tuple[int, bool]:
         """The prompt tokens to charge, and whether that number is the admission estimate.
 
         The model's final count; else its prefill report; else, once submitted, the
         estimate (the model may have taken the prompt before the client left); else 0.
         """
-        if final is not None:
-            return final.prompt_tokens, False
-        if self.prefill_tokens is not None:
-            return self.prefill_tokens, False
-        return (self.prompt_estimate, True) if self.submitted else (0, False)
+        if self.final is not None:
+            return self.final.prompt_tokens, False
+        if self._prefill_tokens is not None:
+            return self._prefill_tokens, False
+        return (self.prompt_estimate, True) if self._submitted else (0, False)
+
+    def usage(self, status: str) -> Usage:
+        """The usage record: the final counts, or (cancelled, failed) what was charged."""
+        prompt, estimated = self.prompt_charged()
+        timing = self.timing
+        return Usage(
+            request_id=self.request_id,
+            org_id=self.principal.org_id,
+            key_id=self.principal.key_id,
+            model=self.model,
+            prompt_tokens=prompt,
+            prompt_estimated=estimated,
+            completion_tokens=self.final.completion_tokens if self.final else self.deltas,
+            images=self.images,
+            video_frames=self.video_frames,
+            status=status[:32],
+            started_at=self.started_at,
+            first_token_ms=None
+            if timing.first is None
+            else (timing.first - timing.received) * 1000,
+            duration_ms=(time.perf_counter() - timing.received) * 1000,
+        )
 
 
-async def submitted(
-    ticket: Ticket, events: AsyncGenerator[contract.Prefill | str | contract.Final, None]
-) -> AsyncGenerator[str | contract.Final, None]:
-    """``events`` from the model, with its Prefill noted on ``ticket`` instead of passed on."""
-    ticket.submitted = True
-    async with aclosing(events):
-        async for item in events:
-            if isinstance(item, contract.Prefill):
-                ticket.prefill_tokens = item.prompt_tokens
-            else:
-                yield item
+def _status(error: BaseException | None) -> str:
+    """How the request ended, for its usage record."""
+    if error is None:
+        return "ok"
+    if isinstance(error, ApiError):
+        return error.code or str(error.status_code)
+    if is_disconnect(error):
+        return "client_closed_request"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "cancelled"
+    return "failed"
 
 
-async def admit(
+async def _reserve(
     services: Services,
     principal: Principal,
-    chat: ChatCompletionRequest,
     model: ModelEntry,
-    request_id: str,
-    received: float,
-) -> Ticket:
-    """Reserve the request's estimated tokens and a concurrency slot, or refuse it.
+    plan: ChatPlan,
+    max_tokens: int | None,
+) -> tuple[Decision, int]:
+    """The limiter's decision on the request's estimate, and that prompt estimate.
 
     The reservation is the prompt's estimate plus the completion's ceiling: ``max_tokens``,
     or when the request sets none the default generation really allows.
     """
     settings = services.settings
-    chars, messages, images = count_chat(msgspec.to_builtins(chat.messages))
-    if chat.tools:  # their schemas go into the prompt
-        chars += len(msgspec.json.encode(chat.tools))
-    video_frames = planned_video_frames(chat.messages, chat.video_max_frames, settings)
     prompt = estimate_prompt(
         settings,
         model.prompt_cost,
-        text_chars=chars,
-        messages=messages,
-        images=images,
-        video_frames=video_frames,
+        text_chars=plan.text_chars,
+        messages=plan.message_count,
+        images=plan.images,
+        video_frames=plan.video_frames,
     )
-    completion = chat.max_completion_tokens or chat.max_tokens
+    completion = max_tokens
     if completion is None:
         # What generation may really use: the default, within what the context leaves.
         completion = settings.default_max_tokens
         if model.context_length:
             completion = max(1, min(completion, model.context_length - prompt))
-    tokens = prompt + completion
     limits = services.catalog.limits_for(principal.tier, model.id)
     try:
-        decision = await services.limiter.admit(principal.org_id, model.id, limits, tokens)
+        decision = await services.limiter.admit(
+            principal.org_id, model.id, limits, prompt + completion
+        )
     except DATABASE_ERRORS as exc:  # the monthly quota's baseline comes from usage records
         raise DatabaseUnavailable(retry_after_s=settings.retry_after_s) from exc
     except LimiterUnavailable as exc:
-        body, headers = unavailable_body(exc)
-        raise LimiterDown(
-            body["error"]["message"], code=body["error"]["code"], headers=headers
-        ) from None
-    headers = rate_limit_headers(decision)
+        raise LimiterDown(exc.retry_after_s) from None
     if not decision.allowed:
-        raise Refused(
-            decision.status_code, error_body(decision, model.id, principal.org_name), headers
-        )
-    return Ticket(
-        principal=principal,
-        model=model.id,
-        request_id=request_id,
-        received=received,
-        decision=decision,
-        headers=headers,
-        prompt_estimate=prompt,
-        images=images,
-        video_frames=video_frames,
-    )
+        raise refusal(decision, model.id, principal.org_name)
+    return decision, prompt
 
 
-async def finish(
-    services: Services, ticket: Ticket, status: str, final: contract.Final | None
-) -> None:
-    """Record usage and settle the limiter, once; a client leaving cannot interrupt it.
+@asynccontextmanager
+async def admitted(
+    services: Services,
+    principal: Principal,
+    model: ModelEntry,
+    plan: ChatPlan,
+    *,
+    max_tokens: int | None,
+    request_id: str,
+    timing: Timing,
+) -> AsyncIterator[Admission]:
+    """Admit the request (or raise its refusal) for the body of an ``async with``.
 
-    Without a final (cancelled or failed), the prompt is what :meth:`Ticket.prompt_charged`
-    says and the completion the deltas already streamed. A completed answer goes out only
-    once its usage is committed, so failing to commit it is a 503; a failed request's
-    record is best effort.
+    Leaving finishes it once, and a client leaving cannot interrupt that. A completed
+    answer (:meth:`Admission.completed`) goes out only once its usage is committed, so
+    failing to commit it is a 503; a failed or cancelled request's record is best effort.
     """
-    if ticket.finished:
-        return
-    ticket.finished = True
-    await asyncio.shield(_finish(services, ticket, status, final))
-
-
-async def _finish(
-    services: Services, ticket: Ticket, status: str, final: contract.Final | None
-) -> None:
-    prompt, estimated = ticket.prompt_charged(final)
-    completion = final.completion_tokens if final else ticket.deltas
-    now = time.perf_counter()
-    usage = Usage(
-        request_id=ticket.request_id,
-        org_id=ticket.principal.org_id,
-        key_id=ticket.principal.key_id,
-        model=ticket.model,
-        prompt_tokens=prompt,
-        prompt_estimated=estimated,
-        completion_tokens=completion,
-        images=ticket.images,
-        video_frames=ticket.video_frames,
-        status=status[:32],
-        started_at=ticket.started_at,
-        first_token_ms=None
-        if ticket.first_token is None
-        else (ticket.first_token - ticket.received) * 1000,
-        duration_ms=(now - ticket.received) * 1000,
-    )
+    reserving = _reserve(services, principal, model, plan, max_tokens)
+    decision, prompt = await services.telemetry.stage("visiongate.limits", reserving)
+    admission = Admission(principal, model.id, request_id, timing, decision, prompt, plan)
     try:
-        await services.recorder.record(usage)
+        yield admission
+    except BaseException as exc:
+        await asyncio.shield(_finish(services, admission, _status(exc)))
+        if isinstance(exc, ApiError):
+            _with_headers(exc, admission)
+        raise
+    if admission.final is None:
+        await asyncio.shield(_finish(services, admission, "failed"))
+        raise AssertionError("an admitted request ends with the model's Final or an error")
+    try:
+        await asyncio.shield(_finish(services, admission, "ok"))
+    except ApiError as exc:
+        _with_headers(exc, admission)
+        raise
+
+
+def _with_headers(error: ApiError, admission: Admission) -> None:
+    """From admission on, every response, errors included, carries the rate-limit headers."""
+    for name, value in admission.headers.items():
+        error.headers.setdefault(name, value)
+
+
+async def _finish(services: Services, admission: Admission, status: str) -> None:
+    """Record usage and settle the limiter."""
+    try:
+        await services.recorder.record(admission.usage(status))
     except Exception as exc:  # the recorder already retried; the database is not answering
-        if final is not None:
+        if admission.final is not None and status == "ok":
             raise DatabaseUnavailable(retry_after_s=services.settings.retry_after_s) from exc
-        log.warning("usage of failed request %s not recorded: %s", ticket.request_id, exc)
+        log.warning("usage of failed request %s not recorded: %s", admission.request_id, exc)
     finally:
-        if ticket.decision.reservation is not None:
-            await services.limiter.finish(ticket.decision.reservation, prompt + completion)
+        if admission.decision.reservation is not None:
+            prompt, _ = admission.prompt_charged()
+            completion = admission.final.completion_tokens if admission.final else admission.deltas
+            await services.limiter.finish(admission.decision.reservation, prompt + completion)

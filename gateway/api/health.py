@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, get
 
-from gateway.api.admission import LimiterDown
+from gateway.api.rate_limits import LimiterDown
 from gateway.api.services import Services
 from gateway.errors import ApiError, DatabaseUnavailable
 
@@ -40,7 +40,7 @@ async def _triton(services: Services) -> tuple[dict[str, Any], ApiError | None]:
             why = f"Triton model {entry.triton_model} is not ready"
             check = {"ready": False, "detail": why, "servers": services.backend.health()}
             return check, services.backend.unavailable(why)
-    await services.registry.describe(services.backend.describe)
+    await services.registry.ensure_described()
     # Each Triton server's state (several: VISIONGATE_TRITON_URL as a list); one is enough.
     return {"ready": True, "detail": "ok", "servers": services.backend.health()}, None
 
@@ -63,11 +63,7 @@ async def _limiter(services: Services) -> tuple[dict[str, Any], ApiError | None,
     degraded = health.ready and health.redis_configured and not health.redis_reachable
     if health.ready:
         return check, None, degraded
-    error = LimiterDown(
-        "The rate limiter is unavailable (Redis unreachable, limits fail closed).",
-        code="rate_limiter_unavailable",
-        headers={"retry-after": str(services.settings.retry_after_s)},
-    )
+    error = LimiterDown(services.settings.retry_after_s)
     return check, error, degraded
 
 

@@ -69,7 +69,7 @@ class ModelsController(Controller):
         """Every served model."""
         services: Services = request.app.state.services
         await authenticate(services, request)
-        await services.registry.describe(services.backend.describe)
+        await services.registry.ensure_described()
         body = ModelList([_model(entry) for entry in services.registry.entries])
         return Response(_encode(body), media_type="application/json")
 
@@ -78,6 +78,6 @@ class ModelsController(Controller):
         """One model by id (ids contain a slash, hence the path parameter)."""
         services: Services = request.app.state.services
         await authenticate(services, request)
-        await services.registry.describe(services.backend.describe)
+        await services.registry.ensure_described()
         entry = services.registry.resolve(model_id.lstrip("/"))
         return Response(_encode(_model(entry)), media_type="application/json")

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gateway.auth import Authenticator
-from gateway.backend import TritonPool
+from gateway.backend import ModelBackend, TritonPool
 from gateway.db import create_engine, session_factory
 from gateway.db.revision import RevisionWatcher
 from gateway.limits import RateLimiter, TierCatalog
@@ -23,7 +23,7 @@ class Services:
 
     settings: Settings
     registry: Registry
-    backend: TritonPool
+    backend: ModelBackend
     auth: Authenticator
     catalog: TierCatalog
     limiter: RateLimiter
@@ -33,21 +33,23 @@ class Services:
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, telemetry: Telemetry | None = None
+    settings: Settings, telemetry: Telemetry | None = None, backend: ModelBackend | None = None
 ) -> AsyncIterator[Services]:
     """Open everything inside the worker's event loop; close it in reverse order.
 
+    ``backend``: the models' backend (the Triton servers of the settings by default).
     Closing flushes what is still queued: usage records and keys' ``last_used``.
     """
     async with AsyncExitStack() as stack:
         if telemetry is None:
             telemetry = Telemetry(settings)
             stack.callback(telemetry.shutdown)
-        backend = TritonPool(settings, telemetry)
+        if backend is None:
+            backend = TritonPool(settings, telemetry)
         await backend.open()
         stack.push_async_callback(backend.close)
-        registry = Registry(settings)
-        await registry.describe(backend.describe)
+        registry = Registry(settings, backend.describe)
+        await registry.ensure_described()
 
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)

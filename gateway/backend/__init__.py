@@ -1,6 +1,7 @@
 """The model backend: Triton over gRPC, one server or several."""
 
-from gateway.backend.pool import TritonPool, triton_urls
+from gateway.backend.interface import ModelBackend
+from gateway.backend.pool import Restarted, TritonPool, triton_urls
 from gateway.backend.triton import TritonBackend
 
-__all__ = ["TritonBackend", "TritonPool", "triton_urls"]
+__all__ = ["ModelBackend", "Restarted", "TritonBackend", "TritonPool", "triton_urls"]

@@ -5,7 +5,9 @@ every server ``is_server_live`` and ``is_model_ready`` for each served model; a 
 fails a check, or a request, is taken out of the rotation and put back when a check passes.
 A request goes to the healthy server with the fewest requests in flight (ties in turn), or
 strictly in turn with ``triton_balance=round_robin``. A request that fails with the server
-unreachable or its model not ready before any output is retried once on another server.
+unreachable or its model not ready before any output is retried once on another server; a
+restartable one (no output shown to its client yet) after output too, announced by a
+:class:`Restarted` event.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -35,6 +37,10 @@ def triton_urls(settings: Settings) -> list[str]:
     raw = (settings.triton_url or f"{settings.triton_host}:{settings.triton_grpc_port}").strip()
     urls = json.loads(raw) if raw.startswith("[") else raw.split(",")
     return [url.strip() for url in urls if url.strip()]
+
+
+class Restarted:
+    """In a restartable answer: it starts again on another server; discard what came before."""
 
 
 @dataclass
@@ -149,13 +155,13 @@ class TritonPool:
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
         *,
-        on_restart: Callable[[], None] | None = None,
-    ) -> AsyncGenerator[contract.Prefill | str | contract.Final, None]:
+        restartable: bool = False,
+    ) -> AsyncGenerator[contract.Prefill | str | contract.Final | Restarted, None]:
         """A Prefill, text deltas then a Final, from one server; failover as the module says.
 
-        ``on_restart``: the caller has not shown any output to its client yet (a non-streamed
+        ``restartable``: the caller has not shown any output to its client yet (a non-streamed
         answer) and can discard what it received; then a failure after some output is retried
-        too, after ``on_restart()`` is called.
+        too, and the retry's events follow a :class:`Restarted`.
         """
         chosen = self.choose()
         for attempt in (1, 2):
@@ -190,11 +196,11 @@ class TritonPool:
                 self.telemetry.metrics.triton_error(server.url, "unavailable")
                 span.set_status(Status(StatusCode.ERROR, exc.message))
                 self._mark_down(server, exc.message)
-                retry = (not produced or on_restart is not None) and len(self.servers) > 1
+                retry = (not produced or restartable) and len(self.servers) > 1
                 if attempt == 2 or not retry:
                     raise
-                if produced and on_restart is not None:
-                    on_restart()
+                if produced:
+                    yield Restarted()
                 log.warning("retrying on another Triton server after: %s", exc.message)
                 chosen = self.choose(exclude=server)
             except ApiError as exc:

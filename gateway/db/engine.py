@@ -14,14 +14,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.settings import Settings
-from inference.tiny_model import cache_dir
 
 
 def database_url(settings: Settings) -> str:
     """The configured URL, or the embedded default: a SQLite file under the cache dir."""
     if settings.database_url:
         return settings.database_url
-    path = cache_dir() / "visiongate.db"
+    path = settings.cache_dir / "visiongate.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite+aiosqlite:///{path}"
 

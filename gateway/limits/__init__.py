@@ -1,11 +1,14 @@
-"""Rate limits and quotas per organisation per model (GCRA; Redis or in-process)."""
+"""Rate limits and quotas per organisation per model (GCRA; Redis or in-process).
+
+The limiter returns decisions; what they look like over HTTP is the API's
+(:mod:`gateway.api.rate_limits`).
+"""
 
 from gateway.limits.catalog import TierCatalog
 from gateway.limits.decision import Decision, Reservation, Violation, Window
-from gateway.limits.estimate import count_chat, estimate_prompt
+from gateway.limits.estimate import estimate_prompt
 from gateway.limits.limiter import LimiterHealth, LimiterUnavailable, RateLimiter
 from gateway.limits.policy import LimitSet
-from gateway.limits.wire import error_body, format_duration, rate_limit_headers, unavailable_body
 
 __all__ = [
     "Decision",
@@ -17,10 +20,5 @@ __all__ = [
     "TierCatalog",
     "Violation",
     "Window",
-    "count_chat",
-    "error_body",
     "estimate_prompt",
-    "format_duration",
-    "rate_limit_headers",
-    "unavailable_body",
 ]

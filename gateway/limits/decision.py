@@ -31,13 +31,6 @@ class Violation:
     requested: int
     retry_after_s: float
 
-    @property
-    def type(self) -> str:
-        """The error ``type``: ``requests``, ``tokens`` or ``insufficient_quota``."""
-        if self.kind == "monthly_tokens":
-            return "insufficient_quota"
-        return "tokens" if self.kind in ("tpm", "tpd") else "requests"
-
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
@@ -59,7 +52,8 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer to one admission.
+    """The answer to one admission: allowed, refused, or ``too_large`` (no limit would ever
+    admit a request that size).
 
     ``requests`` is the per-day request window and ``tokens`` the per-minute token window,
     as Groq's x-ratelimit-* headers report them (None when that limit is unlimited).
@@ -75,10 +69,3 @@ class Decision:
     def allowed(self) -> bool:
         """Whether the request may go ahead."""
         return self.violation is None
-
-    @property
-    def status_code(self) -> int:
-        """200 when allowed, 413 for a request larger than a token limit, else 429."""
-        if self.violation is None:
-            return 200
-        return 413 if self.too_large else 429

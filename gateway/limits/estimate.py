@@ -7,8 +7,6 @@ real counts when the response ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from gateway.settings import Settings
 from inference.contract import PromptCost
@@ -39,22 +37,3 @@ def estimate_prompt(
     prompt += images * settings.image_tokens_estimate
     prompt += video_frames * settings.video_frame_tokens_estimate
     return max(1, prompt)
-
-
-def count_chat(messages: Iterable[Mapping[str, Any]]) -> tuple[int, int, int]:
-    """Text characters, messages and images of OpenAI-shaped chat messages."""
-    chars = count = images = 0
-    for message in messages:
-        count += 1
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if part.get("type") == "text":
-                    chars += len(part.get("text") or "")
-                elif part.get("type") == "image_url":
-                    images += 1
-        for call in message.get("tool_calls") or ():
-            chars += len(str(call.get("function", {}).get("arguments", "")))
-    return chars, count, images

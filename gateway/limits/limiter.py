@@ -52,10 +52,7 @@ class RedisUnanswered(Exception):
 
 
 class LimiterUnavailable(Exception):
-    """Redis is unreachable and ``limits_fail_closed`` is set: answer 503."""
-
-    status_code = 503
-    code = "rate_limiter_unavailable"
+    """Redis is unreachable and ``limits_fail_closed`` is set: nothing may be admitted."""
 
     def __init__(self, retry_after_s: float) -> None:
         super().__init__("rate limiter unavailable")

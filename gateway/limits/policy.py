@@ -27,13 +27,3 @@ class LimitSet:
 
 
 UNLIMITED = LimitSet()
-
-# Groq's wording, used in 429 and 413 messages.
-LIMIT_NAMES = {
-    "rpm": "requests per minute (RPM)",
-    "rpd": "requests per day (RPD)",
-    "tpm": "tokens per minute (TPM)",
-    "tpd": "tokens per day (TPD)",
-    "concurrency": "concurrent requests",
-    "monthly_tokens": "monthly tokens",
-}

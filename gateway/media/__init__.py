@@ -1,5 +1,5 @@
-"""Media intake: images and videos in a chat become bytes and indexed contract parts."""
+"""Media intake: a request's image and video references become validated bytes."""
 
-from gateway.media.intake import Intake, MediaError, intake
+from gateway.media.intake import Media, MediaError, MediaRef, intake
 
-__all__ = ["Intake", "MediaError", "intake"]
+__all__ = ["Media", "MediaError", "MediaRef", "intake"]

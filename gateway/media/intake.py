@@ -1,9 +1,9 @@
-"""Media intake: the one place where a chat's media parts become the contract's tensors.
+"""Media intake: the one place where a request's media references become validated bytes.
 
-Every ``image_url`` / ``video_url`` / ``video`` part is replaced by an indexed
-:class:`~inference.contract.ImagePart` / :class:`~inference.contract.VideoPart`, and its
-bytes go into :attr:`Intake.images` / :attr:`Intake.video_frames`. A part that cannot be
-taken raises :class:`MediaError` whose ``param`` is the part's path, e.g.
+The API's plan (:mod:`gateway.api.plan`) lists every ``image_url`` / ``video_url`` / ``video``
+part as a :class:`MediaRef`; intake returns their bytes in :class:`Media` (images, and each
+video's sampled frames), in the order of the references. A part that cannot be taken
+raises :class:`MediaError` whose ``param`` is the part's path, e.g.
 ``messages[0].content[1].image_url.url``, and whose ``code`` names the rule.
 
 Order of work, cheapest first: every rule that needs only the request (capabilities,
@@ -27,19 +27,6 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import httpx
 
-from gateway.api.chat_request import (
-    AssistantMessage,
-    ChatMessage,
-    DeveloperMessage,
-    ImageContent,
-    SystemMessage,
-    TextContent,
-    ToolMessage,
-    UserMessage,
-    UserPart,
-    VideoContent,
-    VideoPath,
-)
 from gateway.errors import ApiError, InvalidRequest, PayloadTooLarge
 from gateway.media import fetch
 from gateway.media.data_uri import DataURIError, decode_data_uri, is_data_uri
@@ -50,7 +37,6 @@ from gateway.media.workers import MediaWorkers, for_settings
 from gateway.registry import ModelEntry
 from gateway.settings import Settings
 from gateway.telemetry import current_request
-from inference import contract
 
 T = TypeVar("T")
 Kind = Literal["image", "video"]
@@ -63,105 +49,51 @@ class MediaError(InvalidRequest):
     code = "invalid_media"
 
 
-@dataclass
-class Intake:
-    """The contract's view of a chat: messages with indexed media, and the media's bytes."""
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """One media part of a request, in order of appearance: its kind, URL and param path."""
 
-    messages: list[contract.Message]
+    kind: Kind
+    url: str
+    param: str
+
+
+@dataclass
+class Media:
+    """A request's validated media: images, every video's frames, and each video's count."""
+
     images: list[bytes] = field(default_factory=list)
     video_frames: list[bytes] = field(default_factory=list)
     frame_counts: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Part:
-    """One media part of the request, in order of appearance within its kind."""
+    """A media reference and where its bytes are."""
 
-    kind: Kind
-    url: str
-    param: str
-    source: Source | None = None
+    ref: MediaRef
+    source: Source
 
+    @property
+    def kind(self) -> Kind:
+        """``image`` or ``video``."""
+        return self.ref.kind
 
-def _text(content: str | list[TextContent]) -> str | list[contract.Part]:
-    if isinstance(content, str):
-        return content
-    return [contract.TextPart(part.text) for part in content]
+    @property
+    def url(self) -> str:
+        """The URL as the request wrote it."""
+        return self.ref.url
 
-
-def _user_content(
-    content: str | list[UserPart], i: int, found: list[_Part]
-) -> str | list[contract.Part]:
-    if isinstance(content, str):
-        return content
-    parts: list[contract.Part] = []
-    for j, part in enumerate(content):
-        where = f"messages[{i}].content[{j}]"
-        if isinstance(part, TextContent):
-            parts.append(contract.TextPart(part.text))
-            continue
-        if isinstance(part, ImageContent):
-            media = _Part("image", part.image_url.url, f"{where}.image_url.url")
-        elif isinstance(part, VideoContent):
-            media = _Part("video", part.video_url.url, f"{where}.video_url.url")
-        elif isinstance(part, VideoPath):
-            media = _Part("video", part.video, f"{where}.video")
-        else:  # audio and file parts are refused while parsing
-            raise MediaError(f"Unsupported content part at {where}.", param=f"{where}.type")
-        index = sum(1 for other in found if other.kind == media.kind)
-        found.append(media)
-        parts.append(
-            contract.ImagePart(index) if media.kind == "image" else contract.VideoPart(index)
-        )
-    return parts
-
-
-def _convert(messages: list[ChatMessage]) -> tuple[list[contract.Message], list[_Part]]:
-    """Contract messages with indexed media parts, and the media parts in order."""
-    found: list[_Part] = []
-    converted: list[contract.Message] = []
-    for i, message in enumerate(messages):
-        if isinstance(message, SystemMessage | DeveloperMessage):
-            converted.append(contract.Message("system", _text(message.content), name=message.name))
-        elif isinstance(message, UserMessage):
-            parts = _user_content(message.content, i, found)
-            converted.append(contract.Message("user", parts, name=message.name))
-        elif isinstance(message, AssistantMessage):
-            calls = [
-                contract.ToolCall(
-                    c.id, contract.ToolCallFunction(c.function.name, c.function.arguments)
-                )
-                for c in message.tool_calls or []
-            ]
-            content = None if message.content is None else _text(message.content)
-            converted.append(
-                contract.Message("assistant", content, name=message.name, tool_calls=calls or None)
-            )
-        else:
-            assert isinstance(message, ToolMessage)
-            converted.append(
-                contract.Message("tool", _text(message.content), tool_call_id=message.tool_call_id)
-            )
-    return converted, found
+    @property
+    def param(self) -> str:
+        """The part's path in the request."""
+        return self.ref.param
 
 
 def frames_per_video(video_max_frames: int | None, settings: Settings) -> int:
     """The most frames one video may become: the request's ``video_max_frames``, capped."""
     wanted = video_max_frames or settings.video_max_frames
     return min(wanted, settings.video_max_frames_ceiling)
-
-
-def planned_video_frames(
-    messages: list[ChatMessage], video_max_frames: int | None, settings: Settings
-) -> int:
-    """Frames the request's videos may become, for the limits' estimate before any fetch."""
-    videos = sum(
-        isinstance(part, VideoContent | VideoPath)
-        for message in messages
-        if isinstance(message, UserMessage) and isinstance(message.content, list)
-        for part in message.content
-    )
-    return videos * frames_per_video(video_max_frames, settings)
 
 
 def policy(settings: Settings) -> fetch.FetchPolicy:
@@ -175,7 +107,7 @@ def policy(settings: Settings) -> fetch.FetchPolicy:
     )
 
 
-def _source(part: _Part) -> Source:
+def _source(part: MediaRef) -> Source:
     if is_data_uri(part.url):
         return "data"
     if is_local(part.url):
@@ -197,11 +129,11 @@ def _source(part: _Part) -> Source:
 
 
 def _precheck(
-    parts: list[_Part], model: ModelEntry, settings: Settings, request_bytes: int
-) -> None:
-    """Every rule that needs nothing fetched, read or decoded."""
-    images = [p for p in parts if p.kind == "image"]
-    videos = [p for p in parts if p.kind == "video"]
+    refs: Sequence[MediaRef], model: ModelEntry, settings: Settings, request_bytes: int
+) -> list[_Part]:
+    """Every rule that needs nothing fetched, read or decoded; the parts with their sources."""
+    images = [p for p in refs if p.kind == "image"]
+    videos = [p for p in refs if p.kind == "video"]
     if images and not model.vision:
         raise MediaError(
             f"The model `{model.id}` does not accept images.",
@@ -229,8 +161,8 @@ def _precheck(
             param=videos[settings.max_videos_per_request].param,
             code="too_many_videos",
         )
+    parts = [_Part(ref, _source(ref)) for ref in refs]
     for part in parts:
-        part.source = _source(part)
         if part.source == "data" and part.kind == "image":
             # The body reader decides this while streaming; here it is exact whatever the
             # JSON spelling of the data URI.
@@ -262,6 +194,7 @@ def _precheck(
                     param=part.param,
                     code="local_media_forbidden",
                 )
+    return parts
 
 
 class _Loader:
@@ -353,11 +286,11 @@ async def _all(work: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
 P = ParamSpec("P")
 
 
-def _rejections_counted(func: Callable[P, Awaitable[Intake]]) -> Callable[P, Awaitable[Intake]]:
+def _rejections_counted(func: Callable[P, Awaitable[Media]]) -> Callable[P, Awaitable[Media]]:
     """Note the rule (error code) of a refusal, for the media-rejections metric."""
 
     @functools.wraps(func)
-    async def counted(*args: P.args, **kwargs: P.kwargs) -> Intake:
+    async def counted(*args: P.args, **kwargs: P.kwargs) -> Media:
         try:
             return await func(*args, **kwargs)
         except ApiError as exc:
@@ -371,7 +304,7 @@ def _rejections_counted(func: Callable[P, Awaitable[Intake]]) -> Callable[P, Awa
 
 @_rejections_counted
 async def intake(
-    messages: list[ChatMessage],
+    refs: Sequence[MediaRef],
     model: ModelEntry,
     settings: Settings,
     *,
@@ -379,16 +312,16 @@ async def intake(
     video_max_frames: int | None = None,
     request_bytes: int = 0,
     org_id: int,
-) -> Intake:
-    """Turn the request's messages into contract messages plus validated media bytes.
+) -> Media:
+    """The validated bytes of a request's media references, in order within each kind.
 
-    ``org_id`` is the organisation whose share of the media workers decodes them.
+    ``model`` says which kinds and how many it takes; ``org_id`` is the organisation whose
+    share of the media workers decodes them.
     """
-    converted, parts = _convert(messages)
-    result = Intake(messages=converted)
-    if not parts:
+    result = Media()
+    if not refs:
         return result
-    _precheck(parts, model, settings, request_bytes)
+    parts = _precheck(refs, model, settings, request_bytes)
     sampling = Sampling(
         fps=video_fps or settings.video_fps,
         max_frames=frames_per_video(video_max_frames, settings),

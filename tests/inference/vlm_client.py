@@ -13,7 +13,6 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio
 from PIL import Image
 
-from gateway.backend.triton import build_inputs as gateway_inputs
 from inference import contract
 
 
@@ -58,10 +57,20 @@ def build_inputs(
     video_frames: Sequence[bytes] = (),
     frame_counts: Sequence[int] = (),
 ) -> list[grpcclient.InferInput]:
-    """The gateway's input tensors; ``request=None`` leaves the request tensor out."""
-    inputs = gateway_inputs(request or b"", images, video_frames, frame_counts)
-    if request is None:
-        return [tensor for tensor in inputs if tensor.name() != contract.INPUT_REQUEST]
+    """The contract's input tensors; ``request=None`` leaves the request tensor out."""
+    tensors: list[tuple[str, Sequence[bytes] | Sequence[int]]] = [
+        (contract.INPUT_REQUEST, [request] if request is not None else []),
+        (contract.INPUT_IMAGES, images),
+        (contract.INPUT_VIDEO_FRAMES, video_frames if frame_counts else []),
+        (contract.INPUT_VIDEO_FRAME_COUNTS, frame_counts),
+    ]
+    inputs = []
+    for name, values in tensors:
+        if values:
+            tensor = grpcclient.InferInput(name, [len(values)], contract.DTYPES[name])
+            dtype = np.int32 if contract.DTYPES[name] == "INT32" else np.object_
+            tensor.set_data_from_numpy(np.array(values, dtype=dtype))
+            inputs.append(tensor)
     return inputs
 
 

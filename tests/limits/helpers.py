@@ -7,7 +7,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from gateway.api.rate_limits import refusal
+from gateway.limits import Decision
 from gateway.settings import Settings
 
 BACKENDS = ("in-process", "redis")
@@ -17,6 +22,12 @@ def settings_for(backend: str, redis_url: str | None, prefix: str, **overrides: 
     """Settings for a limiter on the given backend."""
     url = redis_url if backend == "redis" else None
     return Settings(redis_url=url, redis_key_prefix=prefix, **overrides)  # type: ignore[arg-type]
+
+
+def error_body(decision: Decision, model: str, organisation: str) -> dict[str, Any]:
+    """The JSON body the API answers a refused admission with."""
+    body: dict[str, Any] = msgspec.to_builtins(refusal(decision, model, organisation).body())
+    return body
 
 
 def free_port() -> int:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import re
 
-from gateway.limits import LimitSet, RateLimiter, error_body, rate_limit_headers
+from gateway.api.rate_limits import rate_limit_headers, status_code
+from gateway.limits import LimitSet, RateLimiter
 from tests.limits.conftest import MakeLimiter
+from tests.limits.helpers import error_body
 
 ORG, MODEL = 7, "vlm"
 
 
 async def admit_n(limiter: RateLimiter, limits: LimitSet, n: int, tokens: int = 1) -> list[int]:
     """Status codes of n admissions, none finished."""
-    return [(await limiter.admit(ORG, MODEL, limits, tokens)).status_code for _ in range(n)]
+    return [status_code(await limiter.admit(ORG, MODEL, limits, tokens)) for _ in range(n)]
 
 
 async def test_requests_per_minute(make_limiter: MakeLimiter) -> None:
@@ -21,7 +23,7 @@ async def test_requests_per_minute(make_limiter: MakeLimiter) -> None:
     limits = LimitSet(rpm=3, rpd=1_000)
     assert await admit_n(limiter, limits, 3) == [200, 200, 200]
     refused = await limiter.admit(ORG, MODEL, limits, 1)
-    assert refused.status_code == 429
+    assert status_code(refused) == 429
     body = error_body(refused, MODEL, "acme")["error"]
     assert body["type"] == "requests" and body["code"] == "rate_limit_exceeded"
     assert re.fullmatch(
@@ -65,7 +67,7 @@ async def test_tokens_per_minute_and_headers_on_success(make_limiter: MakeLimite
         "x-ratelimit-reset-tokens": "36s",
     }
     refused = await limiter.admit(ORG, MODEL, limits, 500)
-    assert refused.status_code == 429
+    assert status_code(refused) == 429
     body = error_body(refused, MODEL, "acme")["error"]
     assert body["type"] == "tokens"
     assert "tokens per minute (TPM): Limit 1000, Used 600, Requested 500." in body["message"]
@@ -85,7 +87,7 @@ async def test_a_request_larger_than_the_tpm_limit_is_413(make_limiter: MakeLimi
     limiter = make_limiter()
     limits = LimitSet(tpm=1_000)
     refused = await limiter.admit(ORG, MODEL, limits, 1_001)
-    assert refused.status_code == 413
+    assert status_code(refused) == 413
     assert "retry-after" not in rate_limit_headers(refused)
     assert error_body(refused, MODEL, "acme")["error"] == {
         "message": "Request too large for model `vlm` in organization `acme` on tokens per "
@@ -115,7 +117,7 @@ async def test_concurrency_slots_are_released(make_limiter: MakeLimiter) -> None
     limits = LimitSet(concurrency=2)
     held = [await limiter.admit(ORG, MODEL, limits, 1) for _ in range(2)]
     refused = await limiter.admit(ORG, MODEL, limits, 1)
-    assert refused.status_code == 429
+    assert status_code(refused) == 429
     assert (
         "concurrent requests: Limit 2, Used 2, Requested 1"
         in error_body(refused, MODEL, "o")["error"]["message"]
@@ -130,7 +132,7 @@ async def test_monthly_quota(make_limiter: MakeLimiter) -> None:
     limits = LimitSet(monthly_tokens=1_000)
     assert (await limiter.admit(ORG, MODEL, limits, 800)).allowed
     refused = await limiter.admit(ORG, MODEL, limits, 300)
-    assert refused.status_code == 429
+    assert status_code(refused) == 429
     error = error_body(refused, MODEL, "acme")["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert "Limit 1000, Used 800, Requested 300" in error["message"]

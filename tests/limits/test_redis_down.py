@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from gateway.limits import LimiterUnavailable, LimitSet, RateLimiter, unavailable_body
+from gateway.api.rate_limits import LimiterDown, status_code
+from gateway.limits import LimiterUnavailable, LimitSet, RateLimiter
 from gateway.settings import Settings
 from tests.limits.helpers import RedisServer, free_port
 
@@ -26,7 +28,7 @@ async def test_fail_open_by_default() -> None:
     try:
         decisions = [await limiter.admit(1, "vlm", LIMITS, 1) for _ in range(3)]
         # Still limited, by this process's own limiter.
-        assert [d.status_code for d in decisions] == [200, 200, 429]
+        assert [status_code(d) for d in decisions] == [200, 200, 429]
         health = limiter.health()
         assert (health.backend, health.redis_reachable, health.ready) == (
             "in-process",
@@ -44,8 +46,9 @@ async def test_fail_closed_refuses_with_503() -> None:
     try:
         with pytest.raises(LimiterUnavailable) as caught:
             await limiter.admit(1, "vlm", LIMITS, 1)
-        body, headers = unavailable_body(caught.value)
-        assert caught.value.status_code == 503
+        error = LimiterDown(caught.value.retry_after_s)
+        body, headers = msgspec.to_builtins(error.body()), error.headers
+        assert error.status_code == 503
         assert body["error"]["code"] == "rate_limiter_unavailable"
         assert headers == {"retry-after": "1"}
         assert not limiter.health().ready
@@ -78,7 +81,7 @@ async def test_redis_stopped_mid_run_then_back(tmp_path: Path) -> None:
             await limiter.probe()
         # The restarted Redis is empty: it admits two more, where the in-process limiter
         # (one used of two) would have admitted one; so Redis decides again.
-        after = [(await limiter.admit(1, "vlm", LIMITS, 1)).status_code for _ in range(3)]
+        after = [status_code(await limiter.admit(1, "vlm", LIMITS, 1)) for _ in range(3)]
         assert after == [200, 200, 429]
         assert limiter.health().backend == "redis"
         assert limiter.health().redis_reachable

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.exceptions import TimeoutError as RedisTimeout
 
+from gateway.api.rate_limits import status_code
 from gateway.limits import LimitSet, RateLimiter
 from gateway.settings import Settings
 from tests.limits.helpers import RedisServer, free_port
@@ -55,7 +56,7 @@ async def test_one_timeout_keeps_concurrency_at_its_limit(
         assert all([(await limiter.admit(ORG, MODEL, limits, 1)).allowed for _ in range(3)])
         flaky = Flaky(limiter)
         fourth = await limiter.admit(ORG, MODEL, limits, 1)
-        assert fourth.status_code == 429
+        assert status_code(fourth) == 429
         assert fourth.violation is not None and fourth.violation.kind == "concurrency"
         assert flaky.calls == 2  # the timeout, then the retry Redis answered
         health = limiter.health()
@@ -182,9 +183,9 @@ async def test_while_redis_is_down_each_process_enforces_its_share(tmp_path: Pat
             concurrent = [
                 await worker.admit(ORG, MODEL, LimitSet(concurrency=3), 1) for _ in range(3)
             ]
-            assert [d.status_code for d in concurrent] == [200, 200, 429]
+            assert [status_code(d) for d in concurrent] == [200, 200, 429]
             rpm = [await worker.admit(ORG, "rpm", LimitSet(rpm=3), 1) for _ in range(3)]
-            assert [d.status_code for d in rpm] == [200, 200, 429]
+            assert [status_code(d) for d in rpm] == [200, 200, 429]
             assert worker.health().backend == "in-process"
             assert worker.processes == 2  # the last count seen, while Redis is away
     finally:
@@ -198,7 +199,7 @@ async def test_a_set_process_count_overrides_the_registry() -> None:
     limiter = RateLimiter(settings)
     try:
         decisions = [await limiter.admit(ORG, MODEL, LimitSet(rpm=10), 1) for _ in range(4)]
-        assert [d.status_code for d in decisions] == [200, 200, 200, 429]  # ceil(10 / 4)
+        assert [status_code(d) for d in decisions] == [200, 200, 200, 429]  # ceil(10 / 4)
         assert limiter.health().processes == 4
     finally:
         await limiter.close()
@@ -220,7 +221,7 @@ async def test_when_redis_returns_its_state_is_intact(tmp_path: Path) -> None:
         await limiter.finish(held.reservation, 1)  # cannot be settled now: kept for later
         # The in-process fallback decides, on its own counters: it must not touch Redis'.
         during = [await limiter.admit(ORG, "window", window, 1) for _ in range(3)]
-        assert [d.status_code for d in during] == [200, 200, 429]
+        assert [status_code(d) for d in during] == [200, 200, 429]
         for decision in during[:2]:
             assert decision.reservation is not None
             assert decision.reservation.backend == "in-process"
@@ -235,7 +236,7 @@ async def test_when_redis_returns_its_state_is_intact(tmp_path: Path) -> None:
         assert (await limiter.admit(ORG, "leases", one_lease, 1)).allowed
         # Redis' window still holds the one request it admitted, and only that one.
         after = [await limiter.admit(ORG, "window", window, 1) for _ in range(2)]
-        assert [d.status_code for d in after] == [200, 429]
+        assert [status_code(d) for d in after] == [200, 429]
     finally:
         await limiter.close()
         server.stop()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
-from gateway.limits import count_chat, estimate_prompt, format_duration
+from gateway.api.chat_request import ChatCompletionRequest
+from gateway.api.plan import plan_chat
+from gateway.api.rate_limits import format_duration
+from gateway.limits import estimate_prompt
 from gateway.settings import Settings
 from inference.contract import PromptCost
 
@@ -42,7 +46,9 @@ def test_the_prompt_estimate_counts_text_messages_and_media() -> None:
             ],
         },
     ]
-    chars, count, images = count_chat(messages)
+    chat = msgspec.convert({"model": "m", "messages": messages}, ChatCompletionRequest)
+    plan = plan_chat(chat, Settings())
+    chars, count, images = plan.text_chars, plan.message_count, plan.images
     assert (chars, count, images) == (120, 2, 2)
     settings = Settings()
     media = 2 * settings.image_tokens_estimate + 3 * settings.video_frame_tokens_estimate

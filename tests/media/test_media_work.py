@@ -25,11 +25,11 @@ import openai
 import pytest
 
 from gateway.api.chat_request import parse_chat_request
+from gateway.api.plan import plan_chat
 from gateway.media.images import ImageError, validate_image
 from gateway.media.intake import intake
 from gateway.media.video import Sampling, sample_frames
 from gateway.media.workers import Cancelled, MediaWorkers
-from gateway.registry import Registry
 from gateway.settings import Settings
 from inference.launcher import EmbeddedTriton
 from tests.conftest import GatewayProcess, start_gateway, visiongate
@@ -43,6 +43,7 @@ from tests.media.media_files import (
     repeated_video,
 )
 from tests.media.test_media_e2e import ask, image, refused, video_url
+from tests.support.models import model_entry
 
 MiB = 1024 * 1024
 P1 = "messages[0].content[1]"
@@ -196,7 +197,7 @@ def test_five_at_cap_pngs_are_checked_in_bounded_memory() -> None:
     content += [image(data_uri(png, "image/png"))] * 5
     body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": content}]})
     settings = Settings(media_threads=2)
-    model = Registry(settings).entries[0]
+    model = model_entry(settings)
     chat = parse_chat_request(body.encode(), settings)
 
     def rss_kib(field: str) -> int:
@@ -205,7 +206,9 @@ def test_five_at_cap_pngs_are_checked_in_bounded_memory() -> None:
 
     before = rss_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    media = asyncio.run(intake(chat.messages, model, settings, request_bytes=len(body), org_id=1))
+    media = asyncio.run(
+        intake(plan_chat(chat, settings).media, model, settings, request_bytes=len(body), org_id=1)
+    )
     peak_mib = (rss_kib("VmHWM") - before) / 1024
     assert media.images == [png] * 5
     assert peak_mib < 64, peak_mib  # a full decode: 132 MiB per image

@@ -1,0 +1,1 @@
+"""Helpers the test packages share (test modules do not import each other)."""
