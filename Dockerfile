@@ -45,7 +45,7 @@ RUN pip install --no-cache-dir -c /tmp/triton-constraints.txt \
       torch transformers safetensors tokenizers llguidance msgspec pillow numpy \
  && pip install --no-cache-dir --no-deps /wheels/visiongate-*.whl
 # The model repository is the wheel's own (inference/model_repository), on the GPU.
-RUN cp -r "$(python3 -c 'from inference.launcher import DEFAULT_MODEL_REPOSITORY as r; print(r)')" \
+RUN cp -r "$(python3 -c 'from importlib.resources import files; print(files("inference") / "model_repository")')" \
       /models \
  && sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
 # HTTP stays inside the container, for the health check.
@@ -59,7 +59,7 @@ COPY --from=wheel /wheels /wheels
 # versions TensorRT-LLM was built with); only what it lacks is added, pinned.
 RUN pip install --no-cache-dir -c /tmp/trtllm-constraints.txt msgspec \
  && pip install --no-cache-dir --no-deps /wheels/visiongate-*.whl
-RUN cp -r "$(python3 -c 'from inference.launcher import DEFAULT_MODEL_REPOSITORY as r; print(r)')" \
+RUN cp -r "$(python3 -c 'from importlib.resources import files; print(files("inference") / "model_repository")')" \
       /models \
  && sed -i 's/KIND_CPU/KIND_GPU/' /models/vlm/config.pbtxt
 ENV VISIONGATE_ENGINE=trtllm

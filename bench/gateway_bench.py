@@ -47,8 +47,8 @@ import tritonclient.grpc.aio as aio
 import uvloop
 from PIL import Image
 
+from gateway.triton_process import EmbeddedTriton
 from inference import contract
-from inference.launcher import EmbeddedTriton
 
 MODEL = "visiongate/tiny-random-llava"
 INSTANT_MODEL = Path(__file__).resolve().parent / "instant_model"

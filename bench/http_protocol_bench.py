@@ -22,8 +22,8 @@ import httpx
 import uvicorn
 import uvloop
 
-from bench.gateway_bench import HTTPConnection, http_request
-from tests.conftest import free_port
+from bench.gateway_bench import HTTPConnection
+from tests.support.processes import free_port
 
 PROTOCOLS = {
     "httptools": "httptools",
@@ -68,8 +68,8 @@ def cpu_seconds(pid: int) -> float:
 
 async def load(port: int) -> int:
     """Requests completed in SECONDS at CONCURRENCY."""
-    request = http_request(port, "bench-key", stream=False, max_tokens=1)
-    connections = [HTTPConnection(port, request) for _ in range(CONCURRENCY)]
+    body = b'{"model": "bench", "messages": [{"role": "user", "content": "Hi"}]}'
+    connections = [HTTPConnection(port, "bench-key", body) for _ in range(CONCURRENCY)]
     for connection in connections:
         await connection.open()
     deadline = time.perf_counter() + SECONDS

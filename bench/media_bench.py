@@ -35,7 +35,7 @@ from gateway.api.plan import plan_chat
 from gateway.errors import ApiError
 from gateway.media.intake import intake
 from gateway.settings import Settings
-from tests.media.media_files import (
+from tests.support.media import (
     data_uri,
     encode,
     media_server,

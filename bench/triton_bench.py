@@ -13,10 +13,11 @@ import time
 
 import tritonclient.grpc.aio as aio
 
+from gateway.triton_process import EmbeddedTriton
 from inference.contract import GenerateRequest, ImagePart
-from inference.launcher import EmbeddedTriton
-from tests.conftest import free_port
-from tests.inference.vlm_client import image_bytes, stream, user
+from tests.support.media import image_bytes
+from tests.support.processes import free_port
+from tests.support.triton_client import stream, user
 
 MAX_TOKENS = 256
 RUNS = 8

@@ -16,6 +16,7 @@ from gateway.admin import orgs as admin_orgs
 from gateway.admin import tiers as admin_tiers
 from gateway.admin import usage as admin_usage
 from gateway.settings import Settings
+from gateway.triton_process import EmbeddedTriton, TritonStartError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 app.add_typer(admin_orgs.app, name="orgs")
@@ -60,8 +61,6 @@ def triton(
     ),
 ) -> None:
     """Run only the embedded Triton server, serving its model repository until SIGINT or SIGTERM."""
-    from inference.launcher import EmbeddedTriton, TritonStartError
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings()
     server = EmbeddedTriton(

@@ -18,6 +18,7 @@ from gateway.http_limits import LimitedHttpToolsProtocol
 from gateway.settings import Settings
 from gateway.telemetry.logging import log_config
 from gateway.telemetry.metrics import use_multiprocess_dir
+from gateway.triton_process import EmbeddedTriton, TritonStartError
 
 log = logging.getLogger("visiongate.server")
 
@@ -64,8 +65,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
     prepare_database(settings)
     triton = None
     if settings.triton_url is None:
-        from inference.launcher import EmbeddedTriton, TritonStartError
-
         triton = EmbeddedTriton(
             settings.model_repository,
             host=settings.triton_host,

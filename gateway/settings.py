@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 8002
     triton_startup_timeout_s: float = 300.0
     triton_exit_timeout_s: int = 30
-    # None: the repository installed with the inference package (inference/launcher.py).
+    # None: the repository installed with the inference package (gateway/triton_process.py).
     model_repository: Path | None = None
 
     # Where the default model is built (by the model, which reads VISIONGATE_CACHE_DIR too)

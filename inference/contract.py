@@ -23,9 +23,17 @@ Outputs, streamed
     ``tool_calls``          BYTES [1]   JSON list of ``{"name", "arguments"}`` (``[]`` when none)
     ``capabilities``        BYTES [1]   JSON :class:`Capabilities`, answering a describe request
 
+Right after the first generated token the model sends one response whose ``text_delta``
+is empty (and nothing else): the first token exists even when its text is held back (a
+possible stop string) or diverted (a tool call, sent only on the final response), so
+time to first token means the first generated token either way.
+
 A stream ends with a response whose ``triton_final_response`` parameter is true. That
 response may carry no outputs at all (the aio client cannot opt out of empty final
 responses), so the client keeps the last non-empty outputs it saw.
+
+A request the model refuses (the request's fault) ends with a Triton error whose message
+is JSON, :class:`Refusal`: what is wrong, and the OpenAI parameter at fault when known.
 """
 
 from __future__ import annotations
@@ -194,7 +202,16 @@ class Final(msgspec.Struct):
     tool_calls: list[dict[str, Any]] = []
 
 
+class Refusal(msgspec.Struct):
+    """Why the model refused a request: a message for the client, the param, a code."""
+
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
 _request_decoder = msgspec.json.Decoder(GenerateRequest | DescribeRequest)
+_refusal_decoder = msgspec.json.Decoder(Refusal)
 
 
 def encode_request(request: GenerateRequest | DescribeRequest) -> bytes:
@@ -215,3 +232,16 @@ def decode_capabilities(data: bytes) -> Capabilities:
 def encode_capabilities(capabilities: Capabilities) -> bytes:
     """Serialize capabilities for the ``capabilities`` output."""
     return msgspec.json.encode(capabilities)
+
+
+def encode_refusal(refusal: Refusal) -> str:
+    """The error message of a refused request."""
+    return msgspec.json.encode(refusal).decode()
+
+
+def decode_refusal(message: str) -> Refusal | None:
+    """A refused request's error message, or None when it is not one (Triton's own errors)."""
+    try:
+        return _refusal_decoder.decode(message)
+    except msgspec.DecodeError:
+        return None

@@ -9,6 +9,7 @@ output parses and validates even from an untrained model, as long as it ends bef
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import llguidance
@@ -32,23 +33,19 @@ def tool_names(tools: list[dict[str, Any]] | None) -> list[str]:
     return [t.get("function", {}).get("name", "") for t in tools or []]
 
 
-def _tool_schema(tools: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """One JSON Schema that accepts a call of any of the named tools."""
-    choices = []
-    for tool in tools:
-        function = tool.get("function", {})
-        if function.get("name") not in names:
-            continue
-        parameters = function.get("parameters") or {"type": "object", "properties": {}}
-        choices.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": function["name"]}, "arguments": parameters},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    return choices[0] if len(choices) == 1 else {"anyOf": choices}
+def _parameters(function: dict[str, Any]) -> dict[str, Any]:
+    """A function's parameters schema; a function without one takes an empty object."""
+    return function.get("parameters") or {"type": "object", "properties": {}}
+
+
+def _called(guide: Guide, tools: list[dict[str, Any]] | None) -> list[tuple[int, dict[str, Any]]]:
+    """The tools a forced call may call, with their index in ``tools``."""
+    names = guide.tool_names or tool_names(tools)
+    functions = [(i, tool.get("function") or {}) for i, tool in enumerate(tools or [])]
+    called = [(i, f) for i, f in functions if f.get("name") and f["name"] in names]
+    if not called:
+        raise RequestError("guide: a tool call needs tools")
+    return called
 
 
 def tool_call_lark(
@@ -59,15 +56,59 @@ def tool_call_lark(
     close_terminal: str,
     max_calls: int,
 ) -> str:
-    """The Lark grammar of a forced tool call, each call between the two terminals."""
-    names = guide.tool_names or tool_names(tools)
-    if not tools or not names:
-        raise RequestError("guide: a tool call needs tools")
-    # Lark's %json takes its options from the schema's "x-guidance", not from JSON_OPTIONS.
-    schema = json.dumps({**_tool_schema(tools, names), "x-guidance": JSON_OPTIONS})
+    """The Lark grammar of a forced tool call, each call between the two terminals.
+
+    A call is ``{"name":...,"arguments":...}`` written out in Lark, its arguments a ``%json``
+    of their own: each tool's parameters stay a whole JSON Schema document, so their local
+    ``$ref`` (``#/$defs/...``, what pydantic writes for nested models) resolve against it.
+    """
+    called = _called(guide, tools)
     # Parallel calls are capped: an untrained or greedy model may never choose to stop.
     more = f' ("\\n" call){{0,{max_calls - 1}}}' if parallel and max_calls > 1 else ""
-    return f'start: call{more}\ncall: {open_terminal} "\\n" %json {schema} "\\n" {close_terminal}'
+    choices = " | ".join(f"call_{i}" for i, _ in called)
+    rules = [
+        f"start: call{more}",
+        f'call: {open_terminal} "\\n" ({choices}) "\\n" {close_terminal}',
+    ]
+    for i, function in called:
+        opening = json.dumps(f'{{"name":{json.dumps(function["name"])},"arguments":')
+        # Lark's %json takes its options from the schema's "x-guidance", not JSON_OPTIONS.
+        schema = json.dumps({**_parameters(function), "x-guidance": JSON_OPTIONS})
+        rules += [f'call_{i}: {opening} arguments_{i} "}}"', f"arguments_{i}: %json {schema}"]
+    return "\n".join(rules)
+
+
+def _reason(error: str) -> str:
+    """llguidance's complaint without its position and grammar listing (ids, internals)."""
+    first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    first = re.sub(r"^at \d+\(\d+\): ", "", first)
+    return first.removeprefix("failed to compile JSON schema: ")[:300]
+
+
+def schema_error(
+    error: str, guide: Guide | None, tools: list[dict[str, Any]] | None
+) -> RequestError:
+    """A grammar that does not compile, as the request's fault naming the schema at fault.
+
+    For a tool call, each callable tool's parameters are compiled alone to find the one.
+    """
+    if guide is not None and guide.type == "tool_call":
+        for i, function in _called(guide, tools):
+            grammar = LLMatcher.grammar_from_json_schema(_parameters(function), JSON_OPTIONS)
+            problem = LLMatcher.validate_grammar(grammar)
+            if problem:
+                error, param = problem, f"tools[{i}].function.parameters"
+                break
+        else:
+            param = "tools"
+        code = "invalid_function_parameters"
+    else:
+        param, code = "response_format.json_schema.schema", "invalid_json_schema"
+    return RequestError(
+        f"The schema cannot be enforced by guided decoding: {_reason(error)} (in `{param}`).",
+        param=param,
+        code=code,
+    )
 
 
 class Guidance:
@@ -111,11 +152,19 @@ class Guidance:
         )
         return cast(str, LLMatcher.grammar_from_lark(lark))
 
-    def matcher(self, grammar: str) -> LLMatcher:
-        """A fresh matcher; an invalid grammar (a bad schema) is the request's fault."""
+    def matcher(
+        self,
+        grammar: str,
+        guide: Guide | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> LLMatcher:
+        """A fresh matcher; an invalid grammar (a bad schema) is the request's fault.
+
+        ``guide`` and ``tools``, the grammar's source, let the error name the schema at fault.
+        """
         matcher = LLMatcher(self.tokenizer, grammar)
         if matcher.is_error():
-            raise RequestError(f"the schema cannot be enforced: {matcher.get_error()}")
+            raise schema_error(matcher.get_error(), guide, tools)
         return matcher
 
 

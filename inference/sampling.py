@@ -1,9 +1,10 @@
 """Logits processors that give OpenAI's sampling semantics inside ``transformers.generate``.
 
-Sampling happens in :class:`SeededSampler` with a per-request ``torch.Generator``, and
+Sampling happens in :class:`SeededSampler` with a per-request numpy ``Generator``, and
 ``generate`` then runs greedy over its one-hot answer. So the same seed gives the same
 text even while other requests generate concurrently in other threads, which seeding the
-global RNG could not promise.
+global RNG could not promise. numpy's generator, not torch's: ``torch.Generator`` keeps
+only the low 32 bits of a seed, and every bit of OpenAI's 64-bit ``seed`` must count.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import torch
 from transformers.generation import (
     LogitsProcessor,
@@ -46,14 +48,25 @@ class OpenAIPenalties(LogitsProcessor):
 class SeededSampler(LogitsProcessor):
     """Draw the next token from the processed distribution and make it the only choice."""
 
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = torch.softmax(scores.float(), dim=-1)
-        chosen = torch.multinomial(probs.cpu(), 1, generator=self.generator).to(scores.device)
+        probs = torch.softmax(scores.float(), dim=-1).cpu().double().numpy()
+        cumulative = np.cumsum(probs, axis=-1)
+        # Inverse CDF: the first token whose cumulative probability reaches a draw in (0, total];
+        # a token of probability 0 (masked) is never the first to reach it.
+        drawn = [
+            int(np.searchsorted(row, (1.0 - self.rng.random()) * row[-1])) for row in cumulative
+        ]
+        chosen = torch.tensor(drawn, device=scores.device).unsqueeze(1)
         only = torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
         return cast(torch.FloatTensor, only)
+
+
+def seeded_rng(seed: int | None) -> np.random.Generator:
+    """A generator for ``seed`` (an int64, taken modulo 2**64); fresh entropy without one."""
+    return np.random.default_rng(None if seed is None else seed % 2**64)
 
 
 def build_processors(
@@ -76,10 +89,5 @@ def build_processors(
             chain.append(TemperatureLogitsWarper(temperature))
         if top_p < 1.0:
             chain.append(TopPLogitsWarper(top_p))
-        generator = torch.Generator(device="cpu")
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
-        chain.append(SeededSampler(generator))
+        chain.append(SeededSampler(seeded_rng(seed)))
     return chain

@@ -16,11 +16,17 @@ class ToolCallFormat:
     open: str
     close: str
 
-    def parse(self, text: str) -> tuple[str, list[dict[str, Any]]]:
+    def parse(self, text: str, cut_off: bool = False) -> tuple[str, list[dict[str, Any]]]:
         """Split text into its content and its calls ``{"name", "arguments": JSON string}``.
 
-        A block that does not parse stays in the content, so nothing the model wrote is lost.
+        A block that does not parse stays in the content, so nothing the model wrote is lost;
+        but when generation was ``cut_off`` (out of tokens), the last block is dropped if it
+        never closed: half a call is neither a call nor content.
         """
+        if cut_off:
+            at = text.rfind(self.open)
+            if at >= 0 and self.close not in text[at:]:
+                text = text[:at]
         pattern = re.compile(re.escape(self.open) + r"\s*(.*?)\s*" + re.escape(self.close), re.S)
         calls: list[dict[str, Any]] = []
         content: list[str] = []

@@ -135,7 +135,8 @@ class TritonPythonModel:
         try:
             self._answer(request, sender)
         except RequestError as exc:
-            self._fail(sender, str(exc))
+            refusal = contract.Refusal(exc.message, param=exc.param, code=exc.code)
+            self._fail(sender, contract.encode_refusal(refusal))
         except Exception as exc:
             log.exception("request failed")
             self._fail(sender, f"internal error in the vlm model: {type(exc).__name__}: {exc}")
@@ -175,7 +176,7 @@ class TritonPythonModel:
             _bytes_list(request, contract.INPUT_VIDEO_FRAMES),
             _int_list(request, contract.INPUT_VIDEO_FRAME_COUNTS),
         )
-        state = {"cancelled": False}
+        state = {"cancelled": False, "generating": False}
 
         def cancelled() -> bool:
             if not state["cancelled"] and sender.is_cancelled():
@@ -193,7 +194,14 @@ class TritonPythonModel:
                 out = _int_tensor(contract.OUTPUT_PROMPT_TOKENS, prompt_tokens)
                 sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
 
-        hooks = Hooks(emit=emit, cancelled=cancelled, prefilled=prefilled)
+        def on_token() -> None:
+            # The first token: an empty delta tells the gateway, even if its text is diverted.
+            if not state["generating"] and not cancelled():
+                state["generating"] = True
+                out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, b"")
+                sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
+
+        hooks = Hooks(emit=emit, cancelled=cancelled, on_token=on_token, prefilled=prefilled)
         self.metrics.started()
         try:
             final = self.engine.generate(parsed, media, hooks)

@@ -1,27 +1,26 @@
-"""Session-wide fixtures: the expensive things (Triton, the gateway) start once and are shared."""
+"""Fixtures every test package shares.
+
+Session-wide, the expensive things (Triton, the gateway) start once and are shared; per test,
+a migrated database (SQLite and PostgreSQL) for tests/db, tests/admin and tests/limits.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from inference.launcher import EmbeddedTriton
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from gateway.db.engine import create_engine, session_factory
+from gateway.settings import Settings
+from gateway.triton_process import EmbeddedTriton
+from tests.support.processes import GatewayProcess, free_port, start_gateway, visiongate
+from tests.support.services import DATABASE_BACKENDS, empty_database, migrated
 
 
 def _listening(port: int) -> bool:
@@ -77,86 +76,12 @@ def triton(cache_dir: Path) -> Iterator[EmbeddedTriton]:
         yield server
 
 
-@dataclass
-class GatewayProcess:
-    """A `visiongate serve` subprocess."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    api_key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The Authorization header a client sends."""
-        return {"authorization": f"Bearer {self.api_key}"}
-
-    def log_tail(self, lines: int = 60) -> str:
-        """The end of its log, for failure messages."""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def visiongate(*args: str, env: dict[str, str] | None = None) -> str:
-    """Run the `visiongate` CLI; its standard output, or a failure naming what it said."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "visiongate"), *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"visiongate {' '.join(args)}:\n{result.stdout}{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="session")
 def api_key(cache_dir: Path) -> str:
     """A key of an enterprise organisation in the session's database, made with the CLI."""
     visiongate("db", "upgrade")
     visiongate("orgs", "create", "tests", "--tier", "enterprise")
     return visiongate("keys", "create", "--org", "tests", "--name", "test suite").splitlines()[-1]
-
-
-def start_gateway(
-    triton_url: str,
-    log_path: Path,
-    api_key: str,
-    env: dict[str, str] | None = None,
-    ready: bool = True,
-) -> GatewayProcess:
-    """`visiongate serve` on a free port, returned once /readyz (or /healthz) answers 200."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "visiongate"), "serve", "--port", str(port)],
-        env={**os.environ, "VISIONGATE_TRITON_URL": triton_url, **(env or {})},
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log_path, api_key)
-    probe = "/readyz" if ready else "/healthz"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            code = process.returncode
-            raise RuntimeError(f"visiongate serve exited ({code}):\n{gateway.log_tail()}")
-        try:
-            if httpx.get(gateway.url + probe, timeout=2).status_code == 200:
-                return gateway
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    gateway.stop()
-    raise RuntimeError(f"visiongate serve never answered {probe}:\n{gateway.log_tail()}")
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +95,25 @@ def gateway(
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database, SQLite or PostgreSQL."""
+    async for url in empty_database(request.param, tmp_path):
+        yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated database."""
+    await migrated(database_url)
+    engine = create_engine(Settings(), database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the migrated database."""
+    return session_factory(engine)

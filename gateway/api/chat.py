@@ -19,7 +19,7 @@ from gateway.api.admission import authenticate
 from gateway.api.chat_render import Ids, completion, sse
 from gateway.api.chat_request import parse_chat_request
 from gateway.api.chat_service import Admitted, Event, answer
-from gateway.api.disconnect import unless_disconnected
+from gateway.api.disconnect import DisconnectWatch
 from gateway.api.services import Services
 from gateway.api.timing import Timing
 from gateway.media.body import read_chat_body
@@ -58,21 +58,27 @@ class ChatController(Controller):
         body = await read_chat_body(request, services.settings)
         chat = parse_chat_request(body, services.settings)
         ids = _ids()
-        events = answer(
-            services,
-            principal,
-            chat,
-            request_bytes=len(body),
-            request_id=ids.request,
-            timing=timing,
-        )
-        admitted = await _next(events)
-        assert isinstance(admitted, Admitted)
-        headers = admitted.headers
-        # Media intake and the model's first event; the client may leave meanwhile.
-        first = await unless_disconnected(request.receive, _next(events))
-        if chat.stream:
-            stream = sse(chat, ids, first, events)
-            return Stream(stream, media_type="text/event-stream", headers=_SSE_HEADERS | headers)
-        body = await unless_disconnected(request.receive, completion(chat, ids, first, events))
+        watch = DisconnectWatch(request.receive)
+        try:
+            events = answer(
+                services,
+                principal,
+                chat,
+                request_bytes=len(body),
+                request_id=ids.request,
+                timing=timing,
+            )
+            admitted = await _next(events)
+            assert isinstance(admitted, Admitted)
+            headers = admitted.headers
+            # Media intake and the model's first event; the client may leave meanwhile.
+            first = await watch.guard(_next(events))
+            if chat.stream:
+                stream = sse(chat, ids, first, events)
+                return Stream(
+                    stream, media_type="text/event-stream", headers=_SSE_HEADERS | headers
+                )
+            body = await watch.guard(completion(chat, ids, first, events))
+        finally:
+            watch.stop()
         return Response(body, media_type="application/json", headers=headers)

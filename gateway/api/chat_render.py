@@ -109,7 +109,7 @@ async def sse(
             yield chunk([ChunkChoice(opening)], x_groq=XGroq(id=ids.request))
             item = first
             while not isinstance(item, Answered):
-                if isinstance(item, str):
+                if isinstance(item, str) and item:  # "" only marks the first token
                     yield chunk([ChunkChoice(Delta(content=item))])
                 item = await anext(events)
             final, usage = item.final, item.usage

@@ -111,14 +111,19 @@ def _tool_names(tools: list[dict[str, Any]], schemas: _Schemas) -> list[str]:
 def _tool_choice(
     choice: str | dict[str, Any] | None, names: list[str]
 ) -> tuple[ToolChoice | None, contract.Guide | None]:
-    """OpenAI's tool_choice as the contract's; ``required`` and a named function force a call."""
-    if choice is None or choice in ("none", "auto"):
+    """OpenAI's tool_choice as the contract's; ``required`` and a named function force a call.
+
+    As at OpenAI, only ``none`` may be given without ``tools``.
+    """
+    if choice is None or choice == "none" or (choice == "auto" and names):
         return choice, None  # type: ignore[return-value]
+    if not names:
+        raise InvalidRequest(
+            "Invalid value for `tool_choice`: `tool_choice` is only allowed when `tools` are "
+            "specified.",
+            param="tool_choice",
+        )
     if choice == "required":
-        if not names:
-            raise InvalidRequest(
-                "`tool_choice` is `required` but there are no `tools`.", param="tool_choice"
-            )
         return "required", contract.Guide(type="tool_call")
     function = choice.get("function") if isinstance(choice, dict) else None
     name = function.get("name") if isinstance(function, dict) else None

@@ -11,9 +11,11 @@ from inference import contract
 
 @dataclass
 class Timing:
-    """When the request arrived, went to the model, got its first event, and finished.
+    """When the request arrived, went to the model, got its first token, and finished.
 
     Seconds of ``time.perf_counter``; ``first`` stays None until the model answers anything.
+    The first token is the first generated one, even when its text is not content (a tool
+    call): the model reports it with an empty delta (:mod:`inference.contract`).
     """
 
     received: float
@@ -27,7 +29,7 @@ class Timing:
         return cls(received=time.perf_counter())
 
     def mark_first(self) -> None:
-        """The model's first delta (or its Final, for an answer without text) arrived now."""
+        """The model's first delta, empty or not (or its Final, for one without), arrived now."""
         if self.first is None:
             self.first = time.perf_counter()
 

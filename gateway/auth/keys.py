@@ -35,7 +35,7 @@ def _base62(data: bytes, width: int) -> str:
 
 def hash_key(secret: str, server_secret: str) -> str:
     """HMAC-SHA-256 of the key under the server secret, hex: what the database stores."""
-    return hmac.new(server_secret.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(server_secret.encode(), secret.encode(), hashlib.sha256).hex()
 
 
 def generate_key(server_secret: str) -> NewKey:
@@ -50,7 +50,8 @@ def looks_like_key(secret: str) -> bool:
     return (
         secret.startswith(KEY_PREFIX)
         and len(body) == KEY_BODY_LENGTH
-        and all(char in BASE62 for char in body)
+        and body.isascii()
+        and body.isalnum()  # for ASCII, exactly the BASE62 alphabet
     )
 
 

@@ -35,7 +35,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or database_url(settings)
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url)
+    # No rollback when a connection goes back to the pool: every user ends its transaction
+    # (a session or ``engine.begin()`` commits or rolls back), and on SQLite that extra
+    # rollback is one more hop to the connection's thread for every usage batch.
+    engine = create_async_engine(url, pool_reset_on_return=None)
     busy_timeout_ms = settings.sqlite_busy_timeout_ms
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -77,13 +77,29 @@ class LimiterHealth:
         return self.redis_reachable or not (self.redis_configured and self.fail_closed)
 
 
-def month_bounds(now: float) -> tuple[datetime, datetime]:
-    """The start of this UTC month and of the next."""
-    current = datetime.fromtimestamp(now, UTC)
-    start = current.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if start.month == 12:
-        return start, start.replace(year=start.year + 1, month=1)
-    return start, start.replace(month=start.month + 1)
+@dataclass(frozen=True, slots=True)
+class Month:
+    """One UTC calendar month, as admission needs it."""
+
+    start: datetime
+    start_s: float  # its start and the next month's, as POSIX timestamps
+    next_s: float
+    name: str  # "YYYY-MM", the monthly quota's key
+
+    @classmethod
+    def of(cls, now: float) -> Month:
+        """The month ``now`` falls in."""
+        current = datetime.fromtimestamp(now, UTC)
+        start = current.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        if start.month == 12:
+            following = start.replace(year=start.year + 1, month=1)
+        else:
+            following = start.replace(month=start.month + 1)
+        return cls(start, start.timestamp(), following.timestamp(), start.strftime("%Y-%m"))
+
+    def holds(self, now: float) -> bool:
+        """Whether ``now`` falls in this month."""
+        return self.start_s <= now < self.next_s
 
 
 def too_large(limits: LimitSet, tokens: int) -> Violation | None:
@@ -147,6 +163,7 @@ class RateLimiter:
         # Redis reservations that ended while Redis was away: settled when it answers.
         self._unsettled: dict[str, tuple[Reservation, int]] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._month: Month | None = None  # the last admission's: recomputed when it rolls over
 
     @property
     def processes(self) -> int:
@@ -156,20 +173,22 @@ class RateLimiter:
     async def admit(self, org_id: int, model: str, limits: LimitSet, tokens: int) -> Decision:
         """Decide one request of ``tokens`` estimated tokens; commits only when allowed."""
         now = self._clock()
-        month_start, next_month = month_bounds(now)
+        month = self._month
+        if month is None or not month.holds(now):
+            month = self._month = Month.of(now)
         baseline = 0
         if limits.monthly_tokens is not None and self._quota_baseline is not None:
-            baseline = await self._quota_baseline(org_id, model, month_start)
+            baseline = await self._quota_baseline(org_id, model, month.start)
         reservation = Reservation(
             id=uuid.uuid4().hex,
             org_id=org_id,
             model=model,
             limits=limits,
             tokens=tokens,
-            month=month_start.strftime("%Y-%m"),
+            month=month.name,
             backend="redis",
         )
-        quota_retry_ms = max(1, int((next_month.timestamp() - now) * 1000))
+        quota_retry_ms = max(1, int((month.next_s - now) * 1000))
         raw = await self._admit_raw(reservation, baseline, quota_retry_ms)
         if raw is None:
             share = process_share(limits, self.processes, baseline)

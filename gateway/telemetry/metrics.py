@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import prometheus_client as prom
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from prometheus_client import multiprocess, values
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -96,6 +96,10 @@ class Metrics:
 
     def __init__(self, meter: Meter) -> None:
         self._prom = _prometheus()
+        # Labelled Prometheus series by name and labels: ``labels()`` costs a lock and checks.
+        self._series: dict[tuple[str, ...], Any] = {}
+        # False when nothing reads the OpenTelemetry instruments: the request path skips them.
+        self._otel = not isinstance(meter, NoOpMeter)
         self._requests = meter.create_counter("visiongate.requests", description="HTTP requests")
         self._duration = meter.create_histogram(
             "visiongate.request.duration", unit="s", description="Time from request to last byte"
@@ -134,21 +138,36 @@ class Metrics:
         output_tokens: int,
     ) -> None:
         """One finished HTTP request."""
+        series = self._labelled
+        series("requests", route, str(status), model, tier).inc()
+        series("duration", route, model, tier).observe(duration_s)
+        if status == 429:
+            series("rate_limited", model, tier).inc()
+        if ttft_s is not None:
+            series("ttft", model, tier).observe(ttft_s)
+        for kind, count in (("input", input_tokens), ("output", output_tokens)):
+            if count:
+                series("tokens", model, tier, kind).inc(count)
+        if not self._otel:
+            return
         attrs = {"route": route, "status": str(status), "model": model, "tier": tier}
-        self._prom["requests"].labels(route, str(status), model, tier).inc()
         self._requests.add(1, attrs)
-        self._prom["duration"].labels(route, model, tier).observe(duration_s)
         self._duration.record(duration_s, {"route": route, "model": model, "tier": tier})
         if status == 429:
-            self._prom["rate_limited"].labels(model, tier).inc()
             self._rate_limited.add(1, {"model": model, "tier": tier})
         if ttft_s is not None:
-            self._prom["ttft"].labels(model, tier).observe(ttft_s)
             self._ttft.record(ttft_s, {"gen_ai.request.model": model, "tier": tier})
         for kind, count in (("input", input_tokens), ("output", output_tokens)):
             if count:
-                self._prom["tokens"].labels(model, tier, kind).inc(count)
                 self._tokens.add(count, {"model": model, "tier": tier, "type": kind})
+
+    def _labelled(self, name: str, *labels: str) -> Any:
+        """The Prometheus instrument ``name``'s series for ``labels``, created once."""
+        key = (name, *labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._prom[name].labels(*labels)
+        return series
 
     def media_rejected(self, rule: str) -> None:
         """Media intake refused a request under ``rule`` (the error code)."""

@@ -73,6 +73,8 @@ class Telemetry:
         else:
             # Nothing exports spans: the no-op tracer keeps the request path as cheap as before.
             self.tracer = trace.NoOpTracer()
+        # Whether spans are recorded; if not, the request path starts none (not even no-ops).
+        self.tracing = self._tracer_provider is not None
         if readers:
             self._meter_provider = MeterProvider(resource=resource, metric_readers=readers)
             meter = self._meter_provider.get_meter("visiongate")
@@ -82,6 +84,8 @@ class Telemetry:
 
     async def stage(self, name: str, work: Awaitable[T]) -> T:
         """Await one stage of a request inside a child span named ``name``."""
+        if not self.tracing:
+            return await work
         with self.tracer.start_as_current_span(name):
             return await work
 

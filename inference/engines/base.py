@@ -13,7 +13,16 @@ if TYPE_CHECKING:
 
 
 class RequestError(ValueError):
-    """The request itself is wrong; its message goes back to the client as it is."""
+    """The request itself is wrong; its message goes back to the client as it is.
+
+    ``param`` names the OpenAI parameter at fault and ``code`` says why, when known.
+    """
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
 
 
 @dataclass
@@ -33,7 +42,7 @@ class Hooks:
     cancelled: Callable[[], bool]
     """Polled once per token; generation stops as soon as it returns True."""
     on_token: Callable[[], None] = lambda: None
-    """Called once per generated token (for metrics)."""
+    """Called once per generated token, before its text; the first one is reported (contract)."""
     prefilled: Callable[[int], None] = lambda prompt_tokens: None
     """Called once with the prompt's token count, after every check, before generating."""
 

@@ -165,7 +165,7 @@ class TransformersEngine:
         guided = []
         if request.guide is not None:
             grammar = self.guidance.grammar(request.guide, tools, request.parallel_tool_calls)
-            matcher = self.guidance.matcher(grammar)
+            matcher = self.guidance.matcher(grammar, request.guide, tools)
             guided.append(GuidedLogits(matcher, prompt_tokens, self.vocab_size))
         stream = TextStream(
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
@@ -198,15 +198,15 @@ class TransformersEngine:
                 stopping_criteria=StoppingCriteriaList([_StopWhen(stream, hooks.cancelled)]),
                 streamer=streamer,
             )
-        calls: list[dict[str, Any]] = []
-        if stream.diverted:
-            rest, calls = self.calls.parse(stream.unsent)
-            if rest and not hooks.cancelled():
-                hooks.emit(rest)
         completion_tokens = len(streamer.tokens)
         ended_on_eos = bool(streamer.tokens) and streamer.tokens[-1] in self.eos_ids
         # Out of tokens is "length"; an end token, a stop string or a cancel is "stop".
         ran_out = completion_tokens >= max_new and not (stream.stopped or ended_on_eos)
+        calls: list[dict[str, Any]] = []
+        if stream.diverted:
+            rest, calls = self.calls.parse(stream.unsent, cut_off=ran_out)
+            if rest and not hooks.cancelled():
+                hooks.emit(rest)
         finish: FinishReason = "length" if ran_out else "tool_calls" if calls else "stop"
         return Final(
             finish_reason=finish,

@@ -162,7 +162,8 @@ class TrtllmEngine:
                 self.guidance.close_terminal,
                 self.max_tool_calls,
             )
-            self.guidance.matcher(LLMatcher.grammar_from_lark(lark))  # raises on a bad schema
+            # Raises on a bad schema, naming it.
+            self.guidance.matcher(LLMatcher.grammar_from_lark(lark), request.guide, tools)
             guided = self._guided_params(**mapping.guided_kwargs(lark))
         seed = request.seed if request.seed is not None else secrets.randbits(63)
         params = self._sampling_params(
@@ -193,9 +194,10 @@ class TrtllmEngine:
         counted = len(getattr(result, "prompt_token_ids", None) or prompt_ids)
         if counted != prompt_tokens:
             log.warning("TensorRT-LLM counted %d prompt tokens, we %d", counted, prompt_tokens)
+        ran_out = result.outputs[0].finish_reason == "length" and not stream.stopped
         calls: list[dict[str, Any]] = []
         if stream.diverted:
-            rest, calls = self.calls.parse(stream.unsent)
+            rest, calls = self.calls.parse(stream.unsent, cut_off=ran_out)
             if rest and not hooks.cancelled():
                 hooks.emit(rest)
         return Final(

@@ -52,13 +52,15 @@ def sampling_kwargs(request: GenerateRequest, max_tokens: int, seed: int) -> dic
     the transformers engine does) and aborts the request, so a stop string split across
     tokens is caught the same way on both engines. ``detokenize`` is off for the same reason.
     ``seed`` is always set: TensorRT-LLM's default seed is 0, which would make every unseeded
-    request draw the same text; the engine passes a fresh random one for those.
+    request draw the same text; the engine passes a fresh random one for those. Its seed is
+    a uint64 (``RandomSeedType`` in tensorrt_llm/executor/types.h): an int64 seed is taken
+    modulo 2**64, so every one of its 64 bits counts and a negative one is valid.
     """
     kwargs: dict[str, Any] = {"max_tokens": max_tokens, "n": 1, "detokenize": False}
     if request.temperature < GREEDY_BELOW:
         kwargs["top_k"] = 1  # greedy
     else:
-        kwargs["seed"] = seed
+        kwargs["seed"] = seed % 2**64
         kwargs["temperature"] = request.temperature
         if request.top_p < 1.0:
             kwargs["top_p"] = request.top_p

@@ -11,8 +11,8 @@ import json
 import threading
 from typing import Any
 
-from tests.api.conftest import MODEL, Api
-from tests.support.app import call, usage_rows
+from tests.support.app import Api, call, usage_rows
+from tests.support.chat import MODEL
 
 
 def chat(**extra: Any) -> bytes:

@@ -8,8 +8,8 @@ import threading
 from typing import Any
 
 from gateway.errors import BackendUnavailable
-from tests.api.conftest import MODEL, Api
-from tests.support.app import usage_rows
+from tests.support.app import Api, usage_rows
+from tests.support.chat import MODEL
 
 
 def chat(**extra: Any) -> dict[str, Any]:

@@ -11,10 +11,9 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Authenticator, InvalidApiKey
@@ -22,7 +21,7 @@ from gateway.auth.keys import KEY_PREFIX, generate_key
 from gateway.db.models import ApiKey
 from gateway.db.revision import RevisionWatcher
 from gateway.settings import Settings
-from tests.db.keys import new_key, revoke
+from tests.support.database import new_key, revoke, statements
 
 
 @pytest.fixture
@@ -34,17 +33,6 @@ async def auth(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Auth
     await watcher.poll()
     yield authenticator
     await authenticator.close()
-
-
-def statements(engine: AsyncEngine) -> list[str]:
-    """Every SQL statement the engine runs from now on."""
-    seen: list[str] = []
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    return seen
 
 
 def test_key_format() -> None:

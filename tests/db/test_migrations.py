@@ -14,7 +14,7 @@ from gateway.db import migrate
 from gateway.db.engine import create_engine
 from gateway.db.models import Base, TierLimit
 from gateway.settings import Settings
-from tests.db.services import migrated
+from tests.support.services import migrated
 
 
 async def test_models_and_migrations_agree(engine: AsyncEngine) -> None:

@@ -14,8 +14,7 @@ from gateway.db.engine import create_engine, session_factory
 from gateway.db.models import UsageRecord
 from gateway.settings import Settings
 from gateway.usage import MonthlyTokens, RecorderClosed, Usage, UsageRecorder
-from tests.db.keys import new_key
-from tests.db.test_auth import statements
+from tests.support.database import new_key, statements
 
 
 def usage(org_id: int, key_id: int, tokens: int = 10, when: datetime | None = None) -> Usage:

@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, image_message
+from tests.support.chat import MODEL, image_message
+from tests.support.processes import GatewayProcess
 
 CHAT = "/v1/chat/completions"
 BASE = {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 2}

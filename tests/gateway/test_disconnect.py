@@ -8,9 +8,10 @@ import time
 
 import httpx
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, metric
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL
+from tests.support.processes import GatewayProcess
+from tests.support.triton_client import metric
 
 # Greedy decoding of this prompt runs to the length limit (no end-of-sequence token): all of
 # it takes the tiny model about 5 s, and a cancelled request stops far short of it.

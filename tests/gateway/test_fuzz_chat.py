@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, image_data_uri
+from tests.support.chat import MODEL
+from tests.support.media import image_data_uri
+from tests.support.processes import GatewayProcess
 
 CHAT = "/v1/chat/completions"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import groq
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, image_data_uri
+from tests.support.chat import MODEL
+from tests.support.media import image_data_uri
+from tests.support.processes import GatewayProcess
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, image_data_uri, image_message
+from tests.support.chat import MODEL, image_message
+from tests.support.media import image_data_uri
+from tests.support.processes import GatewayProcess
 
 CHAT = "/v1/chat/completions"
 

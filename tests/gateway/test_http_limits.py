@@ -18,9 +18,9 @@ from typing import BinaryIO
 import httpx
 import pytest
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, start_gateway
-from tests.gateway.helpers import MODEL
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL
+from tests.support.processes import GatewayProcess, start_gateway
 
 CHAT = "/v1/chat/completions"
 # Bounds on waiting for the server: far above the timeouts set below, for a loaded machine.

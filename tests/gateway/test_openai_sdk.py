@@ -5,8 +5,8 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, image_message
+from tests.support.chat import MODEL, image_message
+from tests.support.processes import GatewayProcess
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, start_gateway
-from tests.gateway.helpers import MODEL, image_data_uri, image_message
-from tests.schemas import CAPTION, DETECTIONS, PARAMETERS, TOOLS, WEATHER
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL, image_message
+from tests.support.media import image_data_uri
+from tests.support.processes import GatewayProcess, start_gateway
+from tests.support.schemas import CAPTION, DETECTIONS, PARAMETERS, TOOLS, WEATHER
 
 BUDGET = 2000  # tokens; the untrained model needs room to finish its JSON
 

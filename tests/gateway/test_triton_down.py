@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, free_port, start_gateway
-from tests.gateway.helpers import MODEL
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL
+from tests.support.processes import GatewayProcess, free_port, start_gateway
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3}
 

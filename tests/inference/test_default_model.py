@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from gateway.triton_process import EmbeddedTriton
 from inference import tiny_model
-from inference.launcher import EmbeddedTriton
 
 
 def test_rebuilt_bit_identically_from_its_seed(

@@ -29,8 +29,9 @@ from inference.contract import (
 from inference.engines import Engine, Hooks, Media, RequestError
 from inference.engines.trtllm import import_error
 from inference.media import decode_media
-from tests.inference.vlm_client import image_bytes, user
-from tests.schemas import DETECTIONS, PARAMETERS, TOOLS
+from tests.support.media import image_bytes
+from tests.support.schemas import DETECTIONS, PARAMETERS, TOOLS
+from tests.support.triton_client import user
 
 TRTLLM_ERROR = import_error()
 TRTLLM_MODEL = os.environ.get("VISIONGATE_TEST_TRTLLM_MODEL", "")

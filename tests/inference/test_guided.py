@@ -9,10 +9,11 @@ import jsonschema
 import pytest
 import tritonclient.grpc.aio as aio
 
+from gateway.triton_process import EmbeddedTriton
 from inference.contract import GenerateRequest, Guide, ImagePart
-from inference.launcher import EmbeddedTriton
-from tests.inference.vlm_client import image_bytes, stream, user
-from tests.schemas import DETECTIONS, PARAMETERS, TOOLS
+from tests.support.media import image_bytes
+from tests.support.schemas import DETECTIONS, PARAMETERS, TOOLS
+from tests.support.triton_client import stream, user
 
 IMAGE = [image_bytes(5)]
 ASK = [user("What is in this image?", ImagePart(0))]

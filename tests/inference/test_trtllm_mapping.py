@@ -32,7 +32,7 @@ from inference.engines.trtllm_mapping import (
 )
 from inference.guidance import Guidance
 from inference.tool_parsers import tool_call_format
-from tests.schemas import DETECTIONS, TOOLS
+from tests.support.schemas import DETECTIONS, TOOLS
 
 # SamplingParams' fields in tensorrt_llm/sampling_params.py (the ones this mapping may set).
 SAMPLING_FIELDS = {

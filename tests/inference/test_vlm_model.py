@@ -10,10 +10,11 @@ import tritonclient.grpc.aio as aio
 
 from gateway.limits import estimate_prompt
 from gateway.settings import Settings
+from gateway.triton_process import EmbeddedTriton
 from inference import contract
 from inference.contract import GenerateRequest, ImagePart, Message, VideoPart
-from inference.launcher import EmbeddedTriton
-from tests.inference.vlm_client import image_bytes, metric, stream, user
+from tests.support.media import image_bytes
+from tests.support.triton_client import metric, stream, user
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +152,7 @@ async def test_cancelling_mid_stream_stops_generation(
         assert asyncio.get_running_loop().time() < deadline, "the model never saw the cancellation"
         await asyncio.sleep(0.1)
     generated = metric(triton.metrics_url, "vlm_generated_tokens_total") - tokens_before
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a window in which nothing more may be generated
     assert metric(triton.metrics_url, "vlm_generated_tokens_total") - tokens_before == generated
     # Uncancelled, this seed runs 276 tokens before the model samples its end token (checked
     # once by hand); cancelled after three deltas (about 6 tokens), it stops within a few more.

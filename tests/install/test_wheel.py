@@ -26,9 +26,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import GatewayProcess, free_port
-from tests.limits_http.conftest import default_key
-from tests.media.media_files import encode, photo
+from tests.support.media import encode, photo
+from tests.support.processes import GatewayProcess, default_key, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the Dockerfile's wheel stage copies.

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.limits import RateLimiter
 from gateway.settings import Settings
-from tests.db.fixtures import database_url, engine, sessions
-from tests.db.services import delete_prefix, require_redis, unique_prefix
-from tests.limits.helpers import BACKENDS, settings_for
-
-__all__ = ["database_url", "engine", "sessions"]
-
-MakeLimiter = Callable[..., RateLimiter]
+from tests.support.limits import LIMITER_BACKENDS, MakeLimiter, settings_for
+from tests.support.services import delete_prefix, require_redis, unique_prefix
 
 
 @pytest.fixture
@@ -31,7 +26,7 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     await delete_prefix(redis_url, prefix)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=LIMITER_BACKENDS)
 async def make_limiter(
     request: pytest.FixtureRequest, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[MakeLimiter]:

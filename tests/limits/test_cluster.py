@@ -13,7 +13,7 @@ from redis.asyncio.cluster import RedisCluster
 from gateway.api.rate_limits import status_code
 from gateway.limits import LimitSet, RateLimiter
 from gateway.settings import Settings
-from tests.limits.helpers import RedisClusterNodes
+from tests.support.redis_servers import RedisClusterNodes
 
 PREFIX, MODEL = "vg-cluster:", "vlm"
 
@@ -74,7 +74,7 @@ async def test_admit_finish_and_renew_on_a_redis_cluster(cluster: RedisClusterNo
         assert busy.violation is not None and busy.violation.kind == "concurrency"
         leases = key(lease_org, "leases")
         before = await client.zscore(leases, held.reservation.id)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # time passes, so a renewal moves the lease's expiry
         await limiter.renew_leases()
         after = await client.zscore(leases, held.reservation.id)
         assert before is not None and after is not None and after > before

@@ -7,8 +7,7 @@ import re
 
 from gateway.api.rate_limits import rate_limit_headers, status_code
 from gateway.limits import LimitSet, RateLimiter
-from tests.limits.conftest import MakeLimiter
-from tests.limits.helpers import error_body
+from tests.support.limits import MakeLimiter, error_body
 
 ORG, MODEL = 7, "vlm"
 

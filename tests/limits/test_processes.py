@@ -11,7 +11,7 @@ from multiprocessing.synchronize import Barrier
 
 from gateway.limits import LimitSet, RateLimiter
 from gateway.settings import Settings
-from tests.limits.helpers import settings_for
+from tests.support.limits import settings_for
 
 ORG, MODEL = 11, "vlm"
 
@@ -96,6 +96,7 @@ async def test_a_dead_workers_lease_expires(redis_url: str, redis_prefix: str) -
     try:
         limits = LimitSet(concurrency=1)
         assert not (await limiter.admit(ORG, MODEL, limits, 1)).allowed
+        # Waiting out the dead worker's 1 s lease TTL is the behaviour under test.
         await asyncio.sleep(max(0.0, 1.1 - (time.monotonic() - died_at)))
         assert (await limiter.admit(ORG, MODEL, limits, 1)).allowed
     finally:

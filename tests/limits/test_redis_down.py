@@ -11,7 +11,8 @@ import pytest
 from gateway.api.rate_limits import LimiterDown, status_code
 from gateway.limits import LimiterUnavailable, LimitSet, RateLimiter
 from gateway.settings import Settings
-from tests.limits.helpers import RedisServer, free_port
+from tests.support.processes import free_port
+from tests.support.redis_servers import RedisServer
 
 LIMITS = LimitSet(rpm=2)
 

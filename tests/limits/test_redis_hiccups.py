@@ -12,7 +12,8 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from gateway.api.rate_limits import status_code
 from gateway.limits import LimitSet, RateLimiter
 from gateway.settings import Settings
-from tests.limits.helpers import RedisServer, free_port
+from tests.support.processes import free_port
+from tests.support.redis_servers import RedisServer
 
 ORG, MODEL = 21, "vlm"
 

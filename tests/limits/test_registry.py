@@ -31,6 +31,7 @@ async def test_the_registry_counts_live_processes_and_forgets_a_dead_one(
         await leaving.close()  # a process that stops leaves at once
         await live.heartbeat()
         assert live.processes == 2
+        # Waiting out the 1 s TTL is the behaviour under test.
         await asyncio.sleep(max(0.0, 1.1 - (time.monotonic() - died_at)))
         await live.heartbeat()  # the dying one's heartbeat ran out
         assert live.processes == 1

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.limits_http.conftest import Stack, chat
+from tests.support.chat import chat
+from tests.support.stack import Stack
 
 CLIENTS = 50
 LIMIT = 20  # ORGS["lh-contention"]: one request's share of the minute comes back every 3 s

@@ -14,8 +14,9 @@ import pytest
 from gateway.admin import service
 from gateway.db.engine import session_factory
 from gateway.settings import Settings
-from tests.conftest import GatewayProcess
-from tests.limits_http.conftest import KEY, MODEL, Stack, chat, default_key
+from tests.support.chat import MODEL, chat
+from tests.support.processes import GatewayProcess, default_key
+from tests.support.stack import KEY, Stack
 
 INVALID_KEY = {
     "error": {

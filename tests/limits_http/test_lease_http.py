@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.limits_http.conftest import Stack, chat, open_stream
+from tests.support.chat import chat, open_stream
+from tests.support.stack import Stack
 
 LEASE_TTL_S = 1.0
 

@@ -11,7 +11,8 @@ import httpx
 import openai
 import pytest
 
-from tests.limits_http.conftest import MODEL, Stack, chat, open_stream, reserved
+from tests.support.chat import MODEL, chat, open_stream, reserved
+from tests.support.stack import Stack
 
 DURATION = r"(\d+h)?(\d+m)?(\d+(\.\d{1,2})?s|\d+0ms)"
 GROQ_HEADERS = ("limit", "remaining", "reset")

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.limits.helpers import RedisServer, free_port
-from tests.limits_http.conftest import Stack, chat
+from tests.support.chat import chat
+from tests.support.processes import free_port
+from tests.support.redis_servers import RedisServer
+from tests.support.stack import Stack
 
 
 async def statuses(http: httpx.AsyncClient, n: int) -> list[int]:

@@ -7,7 +7,7 @@ root; the session's default gateway has neither, as an operator's default would.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,9 @@ import httpx
 import openai
 import pytest
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, start_gateway
-from tests.gateway.helpers import MODEL
-from tests.media.media_files import (
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL, ask, image, refused, video_url
+from tests.support.media import (
     MediaServer,
     animated_gif,
     data_uri,
@@ -31,6 +30,7 @@ from tests.media.media_files import (
     png_bomb,
     video,
 )
+from tests.support.processes import GatewayProcess, start_gateway
 
 MiB = 1024 * 1024
 NO_VIDEO = "visiongate/no-video"
@@ -98,44 +98,12 @@ def plain_client(gateway: GatewayProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.api_key, max_retries=0)
 
 
-def image(url: str) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": url, "detail": "auto"}}
-
-
-def video_url(url: str) -> dict[str, Any]:
-    return {"type": "video_url", "video_url": {"url": url}}
-
-
-def ask(client: openai.OpenAI, *parts: dict[str, Any], model: str = MODEL, **extra: Any) -> Any:
-    content = [{"type": "text", "text": "Describe."}, *parts]
-    return client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": content}],  # type: ignore[misc,list-item]
-        max_tokens=3,
-        seed=1,
-        **extra,
-    )
-
-
 def answered(completion: Any) -> int:
     """The prompt tokens of a real answer."""
     assert completion.object == "chat.completion"
     assert isinstance(completion.choices[0].message.content, str)
     assert completion.choices[0].finish_reason in ("stop", "length")
     return int(completion.usage.prompt_tokens)
-
-
-def refused(call: Callable[[], object], status: int, code: str, param: str | None = None) -> str:
-    with pytest.raises(openai.APIStatusError) as caught:
-        call()
-    error = caught.value
-    assert error.status_code == status, error.body
-    assert isinstance(error.body, dict)
-    assert error.body["type"] == "invalid_request_error"
-    assert error.body["code"] == code, error.body
-    if param is not None:
-        assert error.body["param"] == param
-    return str(error.body["message"])
 
 
 P1 = "messages[0].content[1]"

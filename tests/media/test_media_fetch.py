@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.media import fetch
-from tests.media.media_files import listener, media_server, png_bomb
+from tests.support.media import listener, media_server, png_bomb
 
 POLICY = fetch.FetchPolicy(connect_timeout_s=2.0, total_timeout_s=10.0)
 

@@ -15,7 +15,7 @@ from gateway.media.data_uri import DataURIError, decode_data_uri
 from gateway.media.images import ImageError, validate_image
 from gateway.media.local import LocalMediaError, read_local
 from gateway.media.video import Sampling, sample_frames
-from tests.media.media_files import animated_gif, encode, photo, png_bomb, video
+from tests.support.media import animated_gif, encode, photo, png_bomb, video
 
 CAP = 33_177_600
 SAMPLING = Sampling(

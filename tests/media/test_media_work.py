@@ -31,19 +31,11 @@ from gateway.media.intake import intake
 from gateway.media.video import Sampling, sample_frames
 from gateway.media.workers import Cancelled, MediaWorkers
 from gateway.settings import Settings
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, start_gateway, visiongate
-from tests.gateway.helpers import MODEL
-from tests.media.media_files import (
-    _chunk,
-    data_uri,
-    encode,
-    photo,
-    png16_rgba,
-    repeated_video,
-)
-from tests.media.test_media_e2e import ask, image, refused, video_url
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL, ask, image, refused, video_url
+from tests.support.media import data_uri, encode, photo, png16_rgba, png_chunk, repeated_video
 from tests.support.models import model_entry
+from tests.support.processes import GatewayProcess, start_gateway, visiongate
 
 MiB = 1024 * 1024
 P1 = "messages[0].content[1]"
@@ -131,16 +123,20 @@ def test_cancelling_a_decode_stops_its_thread_and_frees_the_slot(long_gop: bytes
         task = asyncio.create_task(workers.run(1, job))
         queued = asyncio.create_task(workers.run(1, job))
         assert await asyncio.to_thread(started.wait, 10)
-        await asyncio.sleep(0.5)  # decoding
-        assert (workers.running, workers.waiting) == (1, 1)
+        deadline = time.monotonic() + 10
+        while (workers.running, workers.waiting) != (1, 1):  # one decoding, one queued
+            assert time.monotonic() < deadline, (workers.running, workers.waiting)
+            await asyncio.sleep(0.01)
         task.cancel()
         queued.cancel()
         await asyncio.gather(task, queued, return_exceptions=True)
         assert workers.waiting == 0
         # The uncancelled decode: ~20 s of CPU.
         assert await asyncio.to_thread(stopped.wait, 10)
-        await asyncio.sleep(0.5)  # the thread's end reaches the loop
-        assert workers.running == 0
+        deadline = time.monotonic() + 10
+        while workers.running:  # until the thread's end reaches the loop
+            assert time.monotonic() < deadline, "the cancelled decode never freed its slot"
+            await asyncio.sleep(0.01)
         # The thread is free: the next job runs at once.
         assert await workers.run(2, lambda cancelled: "done") == "done"
 
@@ -175,7 +171,9 @@ def test_one_organisation_flooding_slow_videos_does_not_starve_another(
     pid = work_gateway.process.pid
     with ThreadPoolExecutor(8) as pool:
         floods = [pool.submit(flood) for _ in range(8)]
-        time.sleep(1.0)  # all eight in intake: one decoding, seven waiting for the org's share
+        # All eight in intake: one decoding, seven waiting for the org's share (no gauge shows
+        # intake's queue, so the test gives them a second to get there).
+        time.sleep(1.0)
         png = encode(photo(64, 48), "PNG")
         answer = ask(_client(work_gateway, other_key), image(data_uri(png, "image/png")))
         answered_at = time.monotonic()
@@ -183,6 +181,7 @@ def test_one_organisation_flooding_slow_videos_does_not_starve_another(
         for one in floods:
             one.result()
     assert answered_at < min(finished)  # while every flood request was still waiting
+    # The gateway's CPU over a window once the floods are gone: the window is the measurement.
     time.sleep(1.0)
     before = _cpu_s(pid)
     time.sleep(3.0)
@@ -218,9 +217,9 @@ def _png(idat: bytes, width: int = 4, height: int = 2) -> bytes:
     header = (width).to_bytes(4, "big") + (height).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
     return (
         b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", idat)
-        + _chunk(b"IEND", b"")
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
     )
 
 

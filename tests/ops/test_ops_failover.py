@@ -12,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess, free_port, start_gateway
-from tests.ops.conftest import chat_body, triton_metric
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import chat_body
+from tests.support.processes import GatewayProcess, free_port, start_gateway
+from tests.support.triton_client import metric
 
 COMPLETED = "vlm_completed_requests_total"
+IN_FLIGHT = "vlm_requests_in_flight"
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +61,20 @@ def test_killing_one_server_mid_run_fails_no_request_and_it_serves_again_after_r
     tmp_path: Path,
 ) -> None:
     # Both servers take work.
-    before = triton_metric(second_triton.metrics_url, COMPLETED)
+    before = metric(second_triton.metrics_url, COMPLETED)
     with ThreadPoolExecutor(4) as pool:
         warm = list(pool.map(lambda _: _ask(pair_gateway, 4), range(4)))
     assert [r.status_code for r in warm] == [200] * 4
-    assert triton_metric(second_triton.metrics_url, COMPLETED) > before
+    assert metric(second_triton.metrics_url, COMPLETED) > before
 
     # Kill one while requests are in flight on both: every client still gets its answer.
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(_ask, pair_gateway) for _ in range(12)]
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while (in_flight := metric(second_triton.metrics_url, IN_FLIGHT)) < 1:
+            assert time.monotonic() < deadline, "no request ever reached the second server"
+            time.sleep(0.02)
+        assert in_flight >= 1  # the server killed below is generating for a client
         assert second_triton.pid is not None
         os.kill(second_triton.pid, signal.SIGKILL)
         answers = [f.result() for f in futures]
@@ -88,7 +94,7 @@ def test_killing_one_server_mid_run_fails_no_request_and_it_serves_again_after_r
             with ThreadPoolExecutor(2) as pool:
                 again = list(pool.map(lambda _: _ask(pair_gateway, 2), range(2)))
             assert [r.status_code for r in again] == [200, 200]
-            served = triton_metric(restarted.metrics_url, COMPLETED)
+            served = metric(restarted.metrics_url, COMPLETED)
         assert served > 0, pair_gateway.log_tail()
     finally:
         restarted.stop()

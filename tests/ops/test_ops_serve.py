@@ -7,9 +7,9 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import image_data_uri
-from tests.ops.conftest import PROMPT_MARKER, chat_body
+from tests.support.chat import PROMPT_MARKER, chat_body
+from tests.support.media import image_data_uri
+from tests.support.processes import GatewayProcess
 
 
 def test_logs_are_json_with_request_ids_and_never_keys_base64_or_prompts(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import start_gateway
-from tests.ops.conftest import parse_sse
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import parse_sse
+from tests.support.processes import start_gateway
 
 
 def test_sigterm_lets_a_running_stream_finish_and_records_its_usage(

@@ -13,9 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.telemetry import Telemetry
-from inference.launcher import EmbeddedTriton
-from tests.gateway.helpers import image_message
-from tests.ops.conftest import chat_body
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import chat_body, image_message
 
 
 @dataclass

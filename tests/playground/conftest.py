@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import GatewayProcess, visiongate
+from tests.support.processes import GatewayProcess, visiongate
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium keeps trying to reach Google's services,

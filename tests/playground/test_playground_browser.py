@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import FilePayload, Page, Request, expect
 
-from inference.launcher import EmbeddedTriton
-from tests.conftest import GatewayProcess
-from tests.gateway.helpers import MODEL, metric
+from gateway.triton_process import EmbeddedTriton
+from tests.support.chat import MODEL
+from tests.support.processes import GatewayProcess
+from tests.support.triton_client import metric
 
 # The first test may install chromium (tests/playground/conftest.py) before it starts.
 pytestmark = pytest.mark.timeout(900)
@@ -179,7 +180,7 @@ def test_stop_ends_the_stream_and_cancels_the_triton_request(
         time.sleep(0.05)
     # Nothing arrives after the stop.
     text = answer.inner_text()
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window in which nothing more may arrive
     assert answer.inner_text() == text
 
 

@@ -1,9 +1,10 @@
 """The gateway app in-process: a migrated SQLite database, keys, and raw ASGI calls.
 
 :func:`prepared_database` migrates a database and makes one organisation and key per tier
-the tests use; :func:`call` sends one request straight to the ASGI app with a ``receive``
-that reports the client leaving when the test says so (the test client's transport only
-reports it after the response).
+the tests use; :class:`Api` is one app with its test client, scripted backend and keys;
+:func:`call` sends one request straight to the ASGI app with a ``receive`` that reports the
+client leaving when the test says so (the test client's transport only reports it after the
+response).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from gateway.admin import service
@@ -21,7 +24,9 @@ from gateway.db import migrate
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.models import UsageRecord
 from gateway.settings import Settings
+from tests.support.backend import ScriptedBackend
 
+T = TypeVar("T")
 # The "tight" tier: one request at a time, 2,000 tokens a minute, for every model.
 TIGHT = {"concurrency": 1, "tpm": 2_000}
 
@@ -58,6 +63,41 @@ async def usage_rows(url: str, request_id: str) -> list[UsageRecord]:
             return list((await session.scalars(query)).all())
     finally:
         await engine.dispose()
+
+
+@dataclass
+class Api:
+    """One app, its client, its backend and its database."""
+
+    app: Litestar
+    client: AsyncTestClient[Litestar]
+    backend: ScriptedBackend
+    database_url: str
+    keys: dict[str, str]
+
+    def auth(self, tier: str = "enterprise") -> dict[str, str]:
+        """The Authorization header of the tier's key."""
+        return {"authorization": f"Bearer {self.keys[tier]}"}
+
+    async def post_elsewhere(self, body: dict[str, Any], tier: str) -> httpx.Response:
+        """POST a chat from another thread, so that this loop stays free meanwhile.
+
+        The test client's calls block the calling loop until the app (on its own loop, in
+        a thread) has answered.
+        """
+
+        def post() -> httpx.Response:
+            async def one() -> httpx.Response:
+                url = "/v1/chat/completions"
+                return await self.client.post(url, json=body, headers=self.auth(tier))
+
+            return asyncio.run(one())
+
+        return await asyncio.to_thread(post)
+
+    async def in_app_loop(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work()`` on the app's own loop (raw ASGI calls need its services)."""
+        return await asyncio.to_thread(self.client.blocking_portal.call, work)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The embedded-Triton launcher and `visiongate triton`: readiness, clean stop, clear failure."""
+"""The embedded Triton (gateway/triton_process.py), `visiongate triton`: ready, stop, failure."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.launcher import DEFAULT_MODEL_REPOSITORY, EmbeddedTriton, TritonStartError
-from tests.conftest import free_port
+from gateway.triton_process import DEFAULT_MODEL_REPOSITORY, EmbeddedTriton, TritonStartError
+from tests.support.processes import free_port
 
 
 def test_a_broken_model_fails_with_the_servers_reason(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "VISIONGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("VISIONGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-BACKENDS = ("sqlite", "postgresql")
+# The databases the storage tests run on.
+DATABASE_BACKENDS = ("sqlite", "postgresql")
 
 
 async def _admin_connection() -> asyncpg.Connection:

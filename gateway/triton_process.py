@@ -1,6 +1,10 @@
 """Run the Triton Inference Server that ships inside the ``nvidia-pytriton`` wheel.
 
-Three things make that binary work from a virtualenv (see docs/triton.md):
+This supervises a ``tritonserver`` process for ``visiongate triton``, ``visiongate serve`` and
+the tests; it never runs inside Triton. The model repository it serves by default is package
+data of ``inference`` (``inference/model_repository``).
+
+Three things make that binary work from a virtualenv (see docs/inference.md):
 
 * the Python backend needs the stub built for the running Python, copied next to
   ``libtriton_python.so`` in the directory given as ``--backend-directory``;
@@ -93,7 +97,7 @@ def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 class EmbeddedTriton:
     """One tritonserver process serving a model repository over gRPC, with metrics.
 
-    ``model_repository``: None serves the one installed with this package.
+    ``model_repository``: None serves the one installed with the ``inference`` package.
     """
 
     def __init__(

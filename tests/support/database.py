@@ -1,10 +1,12 @@
-"""Test helpers: organisations and keys made through the admin service, as the CLI does."""
+"""Organisations and keys made as the CLI makes them; the SQL an engine runs."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.admin import service
 from gateway.settings import Settings
@@ -30,3 +32,14 @@ async def revoke(sessions: async_sessionmaker[AsyncSession], key_id: int) -> Non
     """Revoke a key as `visiongate keys revoke` does."""
     async with sessions() as session, session.begin():
         await service.revoke_key(session, str(key_id))
+
+
+def statements(engine: AsyncEngine) -> list[str]:
+    """Every SQL statement the engine runs from now on."""
+    seen: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    return seen

@@ -1,8 +1,7 @@
-"""A minimal tritonclient.grpc.aio client for the vlm model, used by the inference tests."""
+"""A minimal tritonclient.grpc.aio client for the vlm model, and Triton's counters."""
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -11,7 +10,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio
-from PIL import Image
 
 from inference import contract
 
@@ -34,14 +32,6 @@ class Answer:
     @property
     def text(self) -> str:
         return "".join(self.deltas)
-
-
-def image_bytes(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG") -> bytes:
-    """A random RGB image, encoded."""
-    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, fmt)
-    return buffer.getvalue()
 
 
 def user(*parts: contract.Part | str) -> contract.Message:

@@ -1,4 +1,4 @@
-"""Limiters for tests: in-process and real Redis (a fresh key prefix per test)."""
+"""redis-server processes of a test's own: one to stop and start mid-test, a cluster of three."""
 
 from __future__ import annotations
 
@@ -7,34 +7,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
-from gateway.api.rate_limits import refusal
-from gateway.limits import Decision
-from gateway.settings import Settings
-
-BACKENDS = ("in-process", "redis")
-
-
-def settings_for(backend: str, redis_url: str | None, prefix: str, **overrides: object) -> Settings:
-    """Settings for a limiter on the given backend."""
-    url = redis_url if backend == "redis" else None
-    return Settings(redis_url=url, redis_key_prefix=prefix, **overrides)  # type: ignore[arg-type]
-
-
-def error_body(decision: Decision, model: str, organisation: str) -> dict[str, Any]:
-    """The JSON body the API answers a refused admission with."""
-    body: dict[str, Any] = msgspec.to_builtins(refusal(decision, model, organisation).body())
-    return body
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.processes import free_port
 
 
 class RedisServer:

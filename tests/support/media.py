@@ -1,4 +1,4 @@
-"""Real media for the media tests: images of every accepted format, videos, an HTTP server."""
+"""Real media for the tests: images of every accepted format, videos, an HTTP server."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def animated_gif() -> bytes:
     return buffer.getvalue()
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
@@ -75,9 +76,9 @@ def png_bomb(width: int, height: int, corrupt_pixels: bool = False) -> bytes:
         pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     return (
         b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", pixels)
-        + _chunk(b"IEND", b"")
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", pixels)
+        + png_chunk(b"IEND", b"")
     )
 
 
@@ -111,6 +112,17 @@ def video(
 def data_uri(data: bytes, media_type: str) -> str:
     """A base64 ``data:`` URI."""
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def image_bytes(seed: int, size: tuple[int, int] = (48, 40), fmt: str = "PNG") -> bytes:
+    """A random RGB image, encoded."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    return encode(Image.fromarray(pixels), fmt)
+
+
+def image_data_uri(seed: int = 0, size: tuple[int, int] = (48, 40)) -> str:
+    """A random PNG as a ``data:image/png;base64,`` URI."""
+    return data_uri(image_bytes(seed, size), "image/png")
 
 
 @dataclass
@@ -238,9 +250,9 @@ def png16_rgba(width: int, height: int) -> bytes:
     pixels = b"".join(rows) + compressor.flush()
     return (
         b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", pixels)
-        + _chunk(b"IEND", b"")
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", pixels)
+        + png_chunk(b"IEND", b"")
     )
 
 
