@@ -13,6 +13,7 @@ from litestar.plugins import InitPluginProtocol
 from gateway.api.chat import ChatController
 from gateway.api.health import HealthController
 from gateway.api.models import ModelsController
+from gateway.api.responses import ResponsesController
 from gateway.api.services import open_services
 from gateway.backend import ModelBackend
 from gateway.errors import handle_exception
@@ -39,6 +40,7 @@ class GatewayPlugin(InitPluginProtocol):
         app_config.route_handlers.extend(
             [
                 ChatController,
+                ResponsesController,
                 ModelsController,
                 HealthController,
                 MetricsController,

@@ -16,6 +16,11 @@ Outputs, streamed
                                         tokenised and accepted, before generation starts (the
                                         prefill is then the model's work, whoever leaves)
     ``text_delta``          BYTES [1]   UTF-8 text generated since the previous response
+    ``logprobs``            BYTES [1]   with a ``text_delta`` when the request asks for
+                                        ``logprobs``: JSON list of :class:`TokenLogprob`, the
+                                        tokens generated since the previous delta that carried
+                                        them (a token that is part of a UTF-8 character travels
+                                        with the delta that completes the character)
     on the final response also:
     ``finish_reason``       BYTES [1]   ``stop``, ``length`` or ``tool_calls``
     ``prompt_tokens``       INT32 [1]
@@ -55,6 +60,7 @@ OUTPUT_PROMPT_TOKENS = "prompt_tokens"
 OUTPUT_COMPLETION_TOKENS = "completion_tokens"
 OUTPUT_TOOL_CALLS = "tool_calls"
 OUTPUT_CAPABILITIES = "capabilities"
+OUTPUT_LOGPROBS = "logprobs"
 
 # Triton datatype names, as tritonclient and config.pbtxt spell them.
 DTYPES: dict[str, str] = {
@@ -68,6 +74,7 @@ DTYPES: dict[str, str] = {
     OUTPUT_COMPLETION_TOKENS: "INT32",
     OUTPUT_TOOL_CALLS: "BYTES",
     OUTPUT_CAPABILITIES: "BYTES",
+    OUTPUT_LOGPROBS: "BYTES",
 }
 
 FINAL_RESPONSE_PARAMETER = "triton_final_response"
@@ -151,6 +158,9 @@ class GenerateRequest(
     tool_choice: Literal["none", "auto", "required"] | None = None
     parallel_tool_calls: bool = True
     guide: Guide | None = None
+    # Log-probabilities of the generated tokens, with this many top alternatives (0-20) each;
+    # None: none are computed.
+    logprobs: int | None = None
 
 
 class DescribeRequest(msgspec.Struct, tag="describe", tag_field="op", forbid_unknown_fields=True):
@@ -202,6 +212,32 @@ class Final(msgspec.Struct):
     tool_calls: list[dict[str, Any]] = []
 
 
+class TopLogprob(msgspec.Struct):
+    """One alternative for a position: the token's bytes and its log-probability."""
+
+    bytes: list[int]
+    logprob: float
+
+
+class TokenLogprob(msgspec.Struct):
+    """One generated token: its bytes, its log-probability and the most likely alternatives.
+
+    The log-probabilities are those of the distribution the token was drawn from: after the
+    penalties, the temperature and any guided-decoding mask (before ``top_p``). A token the
+    mask forbids has none, so under a guide ``top`` may hold fewer alternatives than asked.
+    """
+
+    bytes: list[int]
+    logprob: float
+    top: list[TopLogprob] = []
+
+
+class DeltaLogprobs(msgspec.Struct):
+    """The gateway's view of a ``logprobs`` output: it comes just before the delta it goes with."""
+
+    tokens: list[TokenLogprob]
+
+
 class Refusal(msgspec.Struct):
     """Why the model refused a request: a message for the client, the param, a code."""
 
@@ -212,6 +248,7 @@ class Refusal(msgspec.Struct):
 
 _request_decoder = msgspec.json.Decoder(GenerateRequest | DescribeRequest)
 _refusal_decoder = msgspec.json.Decoder(Refusal)
+_logprobs_decoder = msgspec.json.Decoder(list[TokenLogprob])
 
 
 def encode_request(request: GenerateRequest | DescribeRequest) -> bytes:
@@ -245,3 +282,13 @@ def decode_refusal(message: str) -> Refusal | None:
         return _refusal_decoder.decode(message)
     except msgspec.DecodeError:
         return None
+
+
+def encode_logprobs(tokens: list[TokenLogprob]) -> bytes:
+    """Serialize token logprobs for the ``logprobs`` output."""
+    return msgspec.json.encode(tokens)
+
+
+def decode_logprobs(data: bytes) -> DeltaLogprobs:
+    """Parse the ``logprobs`` output."""
+    return DeltaLogprobs(_logprobs_decoder.decode(data))

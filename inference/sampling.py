@@ -78,15 +78,23 @@ def build_processors(
     presence_penalty: float,
     frequency_penalty: float,
     extra: Sequence[LogitsProcessor] = (),
+    record: LogitsProcessor | None = None,
 ) -> LogitsProcessorList:
-    """The processor chain for one request; temperature 0 (or below GREEDY_BELOW) is greedy."""
+    """The processor chain for one request; temperature 0 (or below GREEDY_BELOW) is greedy.
+
+    ``record`` (a logprob recorder) sees the scores after the penalties, ``extra`` and the
+    temperature, before ``top_p``.
+    """
     chain = LogitsProcessorList()
     if presence_penalty or frequency_penalty:
         chain.append(OpenAIPenalties(prompt_length, presence_penalty, frequency_penalty))
     chain.extend(extra)
-    if temperature >= GREEDY_BELOW:
-        if temperature != 1.0:
-            chain.append(TemperatureLogitsWarper(temperature))
+    sampled = temperature >= GREEDY_BELOW
+    if sampled and temperature != 1.0:
+        chain.append(TemperatureLogitsWarper(temperature))
+    if record is not None:
+        chain.append(record)
+    if sampled:
         if top_p < 1.0:
             chain.append(TopPLogitsWarper(top_p))
         chain.append(SeededSampler(seeded_rng(seed)))

@@ -177,6 +177,7 @@ class TritonPythonModel:
             _int_list(request, contract.INPUT_VIDEO_FRAME_COUNTS),
         )
         state = {"cancelled": False, "generating": False}
+        logprobs: list[bytes] = []  # the logprobs output of the next delta
 
         def cancelled() -> bool:
             if not state["cancelled"] and sender.is_cancelled():
@@ -185,8 +186,13 @@ class TritonPythonModel:
 
         def emit(text: str) -> None:
             if not cancelled():
-                out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())
-                sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
+                outs = [_bytes_tensor(contract.OUTPUT_TEXT_DELTA, text.encode())]
+                if logprobs:
+                    outs.append(_bytes_tensor(contract.OUTPUT_LOGPROBS, logprobs.pop()))
+                sender.send(pb_utils.InferenceResponse(output_tensors=outs))
+
+        def token_logprobs(tokens: list[contract.TokenLogprob]) -> None:
+            logprobs[:] = [contract.encode_logprobs(tokens)]
 
         def prefilled(prompt_tokens: int) -> None:
             # The gateway charges a prompt the model took even if its client leaves now.
@@ -201,7 +207,13 @@ class TritonPythonModel:
                 out = _bytes_tensor(contract.OUTPUT_TEXT_DELTA, b"")
                 sender.send(pb_utils.InferenceResponse(output_tensors=[out]))
 
-        hooks = Hooks(emit=emit, cancelled=cancelled, on_token=on_token, prefilled=prefilled)
+        hooks = Hooks(
+            emit=emit,
+            cancelled=cancelled,
+            on_token=on_token,
+            prefilled=prefilled,
+            logprobs=token_logprobs,
+        )
         self.metrics.started()
         try:
             final = self.engine.generate(parsed, media, hooks)

@@ -1,9 +1,10 @@
 """The chat service's events as OpenAI's answer: one JSON completion, or an SSE stream.
 
-The stream is role, content deltas, tool calls, the finish (+ usage), ``[DONE]``; since
-:class:`~gateway.api.chat_service.Answered` comes only once the usage is committed, so does
-the finish chunk. An error once the stream has begun goes out as an event carrying an
-error object (headers are gone; OpenAI's SDKs raise on it).
+The stream is role, content deltas (each with the logprobs of its tokens when asked), tool
+calls, the finish (+ usage), ``[DONE]``; since :class:`~gateway.api.chat_service.Answered`
+comes only once the usage is committed, so does the finish chunk. An error once the stream has
+begun goes out as an event carrying an error object (headers are gone; OpenAI's SDKs raise
+on it).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from gateway.api.chat_response import (
     Delta,
     Usage,
     XGroq,
+    choice_logprobs,
     tool_call_deltas,
     tool_calls,
 )
 from gateway.api.chat_service import Answered, Event
 from gateway.backend import Restarted
 from gateway.errors import ApiError
+from inference import contract
 
 encode = msgspec.json.Encoder().encode
 
@@ -52,13 +55,17 @@ async def completion(
 ) -> bytes:
     """The JSON body of a non-streamed answer: every delta joined, then the final counts."""
     deltas: list[str] = []
+    tokens: list[contract.TokenLogprob] = []
     item = first
     async with aclosing(events):
         while not isinstance(item, Answered):
             if isinstance(item, Restarted):
                 deltas.clear()
+                tokens.clear()
             elif isinstance(item, str):
                 deltas.append(item)
+            elif isinstance(item, contract.DeltaLogprobs):
+                tokens.extend(item.tokens)
             item = await anext(events)
     text, final = "".join(deltas), item.final
     calls = tool_calls(final.tool_calls, ids.request) if final.tool_calls else None
@@ -69,7 +76,13 @@ async def completion(
         id=ids.completion,
         created=ids.created,
         model=chat.model,
-        choices=[Choice(message=message, finish_reason=final.finish_reason)],
+        choices=[
+            Choice(
+                message=message,
+                finish_reason=final.finish_reason,
+                logprobs=choice_logprobs(tokens) if chat.logprobs else None,
+            )
+        ],
         usage=item.usage,
         x_groq=XGroq(id=ids.request),
     )
@@ -108,9 +121,14 @@ async def sse(
             opening = Delta(role="assistant", content=None if forced_call else "")
             yield chunk([ChunkChoice(opening)], x_groq=XGroq(id=ids.request))
             item = first
+            tokens: list[contract.TokenLogprob] = []  # the logprobs of the next delta
             while not isinstance(item, Answered):
-                if isinstance(item, str) and item:  # "" only marks the first token
-                    yield chunk([ChunkChoice(Delta(content=item))])
+                if isinstance(item, contract.DeltaLogprobs):
+                    tokens = item.tokens
+                elif isinstance(item, str) and item:  # "" only marks the first token
+                    logprobs = choice_logprobs(tokens) if chat.logprobs else None
+                    yield chunk([ChunkChoice(Delta(content=item), logprobs=logprobs)])
+                    tokens = []
                 item = await anext(events)
             final, usage = item.final, item.usage
             for i, call in enumerate(tool_calls(final.tool_calls, ids.request)):

@@ -154,6 +154,8 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 # Frames per second a client may ask to sample a video at (docs/api.md).
 MAX_VIDEO_FPS = 60.0
+# OpenAI's ceiling on `top_logprobs`.
+MAX_TOP_LOGPROBS = 20
 
 
 class ChatCompletionRequest(msgspec.Struct):
@@ -180,9 +182,9 @@ class ChatCompletionRequest(msgspec.Struct):
     # Video sampling (MAX and vllm-mlx extra body fields); defaults and frame ceiling: settings.
     video_fps: Annotated[float, Meta(gt=0.0, le=MAX_VIDEO_FPS)] | None = None
     video_max_frames: PositiveInt | None = None
-    # Accepted so that they can be refused by name; the service cannot honour them.
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = None  # 0 to MAX_TOP_LOGPROBS, only with logprobs
+    # Accepted so that they can be refused by name; the service cannot honour them.
     logit_bias: dict[str, float] | None = None
     audio: dict[str, Any] | None = None
     modalities: list[str] | None = None
@@ -282,9 +284,16 @@ def _refuse_unsupported(request: ChatCompletionRequest) -> None:
             param="n",
             code="unsupported_value",
         )
-    if request.logprobs or request.top_logprobs is not None:
-        param = "logprobs" if request.logprobs else "top_logprobs"
-        raise UnsupportedParameter(f"`{param}` is not supported by this service.", param=param)
+    top = request.top_logprobs
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(
+            f"`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}; got {top}.",
+            param="top_logprobs",
+        )
+    if top is not None and not request.logprobs:
+        raise InvalidRequest(
+            "`top_logprobs` is only allowed when `logprobs` is true.", param="top_logprobs"
+        )
     if request.logit_bias:
         raise UnsupportedParameter(
             "`logit_bias` is not supported by this service.", param="logit_bias"

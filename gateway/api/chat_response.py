@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from inference import contract
+
 
 class Usage(msgspec.Struct):
     """Token counts, with Groq's timings in seconds."""
@@ -47,6 +49,53 @@ class ToolCall(msgspec.Struct):
     type: str = "function"
 
 
+class TopLogprob(msgspec.Struct):
+    """An alternative token at one position."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(msgspec.Struct):
+    """A generated token, its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(msgspec.Struct):
+    """A choice's ``logprobs``: one entry per token of its content."""
+
+    content: list[TokenLogprob]
+    refusal: None = None
+
+
+def _token(raw: list[int]) -> str:
+    """A token's text; one that is part of a UTF-8 character is written ``bytes:\\xNN…``."""
+    try:
+        return bytes(raw).decode()
+    except UnicodeDecodeError:
+        return "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+
+
+def choice_logprobs(tokens: list[contract.TokenLogprob]) -> ChoiceLogprobs:
+    """The engine's token logprobs in OpenAI's shape."""
+    return ChoiceLogprobs(
+        content=[
+            TokenLogprob(
+                token=_token(t.bytes),
+                logprob=t.logprob,
+                bytes=t.bytes,
+                top_logprobs=[TopLogprob(_token(a.bytes), a.logprob, a.bytes) for a in t.top],
+            )
+            for t in tokens
+        ]
+    )
+
+
 class AssistantMessage(msgspec.Struct, omit_defaults=True):
     """The answer."""
 
@@ -61,7 +110,7 @@ class Choice(msgspec.Struct):
     message: AssistantMessage
     finish_reason: str
     index: int = 0
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(msgspec.Struct):
@@ -123,7 +172,7 @@ class ChunkChoice(msgspec.Struct):
     delta: Delta
     finish_reason: str | None = None
     index: int = 0
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(msgspec.Struct):

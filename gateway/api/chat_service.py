@@ -3,7 +3,8 @@
 :func:`answer` resolves the model, plans the request (:mod:`gateway.api.plan`), checks its
 tools and guide, admits it (:func:`~gateway.api.admission.admitted`), loads its media,
 and runs it on the backend. It yields :class:`Admitted` (the rate-limit headers), the
-text deltas (and :class:`~gateway.backend.Restarted` when a restartable answer starts again
+text deltas (each after its :class:`~inference.contract.DeltaLogprobs` when ``logprobs``
+is asked for; and :class:`~gateway.backend.Restarted` when a restartable answer starts again
 elsewhere), then :class:`Answered` once the usage is committed. Closing the stream early
 (a client that left, an error) ends the admission there, as it should.
 """
@@ -43,7 +44,7 @@ class Answered:
     usage: Usage
 
 
-Event = Admitted | str | Restarted | Answered
+Event = Admitted | contract.DeltaLogprobs | str | Restarted | Answered
 
 
 def generate_request(
@@ -69,6 +70,8 @@ def generate_request(
         request.presence_penalty = chat.presence_penalty
     if chat.frequency_penalty is not None:
         request.frequency_penalty = chat.frequency_penalty
+    if chat.logprobs:
+        request.logprobs = chat.top_logprobs or 0
     return request
 
 
@@ -133,6 +136,8 @@ async def answer(
                     admission.prefill(item)
                 elif isinstance(item, Restarted):
                     admission.restarted()
+                    yield item
+                elif isinstance(item, contract.DeltaLogprobs):
                     yield item
                 else:
                     admission.completed(item)

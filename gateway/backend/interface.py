@@ -45,6 +45,8 @@ class ModelBackend(Protocol):
         frame_counts: Sequence[int] = (),
         *,
         restartable: bool = False,
-    ) -> AsyncGenerator[contract.Prefill | str | contract.Final | Restarted, None]:
+    ) -> AsyncGenerator[
+        contract.Prefill | contract.DeltaLogprobs | str | contract.Final | Restarted, None
+    ]:
         """A Prefill, text deltas and a Final (a :class:`Restarted` where it started again)."""
         ...

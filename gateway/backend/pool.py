@@ -156,7 +156,9 @@ class TritonPool:
         frame_counts: Sequence[int] = (),
         *,
         restartable: bool = False,
-    ) -> AsyncGenerator[contract.Prefill | str | contract.Final | Restarted, None]:
+    ) -> AsyncGenerator[
+        contract.Prefill | contract.DeltaLogprobs | str | contract.Final | Restarted, None
+    ]:
         """A Prefill, text deltas then a Final, from one server; failover as the module says.
 
         ``restartable``: the caller has not shown any output to its client yet (a non-streamed

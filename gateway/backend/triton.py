@@ -187,8 +187,10 @@ class TritonBackend:
         images: Sequence[bytes] = (),
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[contract.Prefill | str | contract.Final, None]:
+    ) -> AsyncGenerator[contract.Prefill | contract.DeltaLogprobs | str | contract.Final, None]:
         """Stream the answer: a Prefill, text deltas (one empty: the first token), one Final.
+
+        With ``logprobs`` asked for, a delta's DeltaLogprobs comes just before it.
 
         Closing it early cancels the request. A model that does not report its prefill
         sends no Prefill.
@@ -202,7 +204,7 @@ class TritonBackend:
                 if isinstance(item, contract.Final):
                     yield item
                     return
-                if isinstance(item, str | contract.Prefill):
+                if isinstance(item, str | contract.Prefill | contract.DeltaLogprobs):
                     yield item
         raise InternalError(f"model {triton_model} ended a stream without a finish reason")
 
@@ -213,7 +215,9 @@ class TritonBackend:
         images: Sequence[bytes] = (),
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[contract.Prefill | str | contract.Final | bytes, None]:
+    ) -> AsyncGenerator[
+        contract.Prefill | contract.DeltaLogprobs | str | contract.Final | bytes, None
+    ]:
         """A Prefill, deltas and a Final, or (for a describe request) the capabilities JSON."""
         if self._stream_infer is None:
             raise RuntimeError("TritonBackend.open() was not called")
@@ -228,6 +232,8 @@ class TritonBackend:
                 response = streamed.infer_response
                 outputs = _outputs(response)
                 delta = outputs.get(contract.OUTPUT_TEXT_DELTA)
+                if contract.OUTPUT_LOGPROBS in outputs:
+                    yield contract.decode_logprobs(outputs[contract.OUTPUT_LOGPROBS])
                 if delta:
                     yield delta.decode("utf-8", errors="replace")
                 if contract.OUTPUT_FINISH_REASON in outputs:

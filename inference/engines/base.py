@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from inference.contract import Capabilities, Final, GenerateRequest
+    from inference.contract import Capabilities, Final, GenerateRequest, TokenLogprob
 
 
 class RequestError(ValueError):
@@ -45,6 +45,8 @@ class Hooks:
     """Called once per generated token, before its text; the first one is reported (contract)."""
     prefilled: Callable[[int], None] = lambda prompt_tokens: None
     """Called once with the prompt's token count, after every check, before generating."""
+    logprobs: Callable[[list[TokenLogprob]], None] = lambda tokens: None
+    """With ``logprobs`` asked for: called just before ``emit`` with the tokens of that text."""
 
 
 class Engine(Protocol):

@@ -24,6 +24,7 @@ from inference.detokenize import TextStream
 from inference.engines.base import Hooks, Media, RequestError
 from inference.engines.chat_render import encode, render
 from inference.guidance import Guidance, GuidedLogits
+from inference.logprobs import LogprobRecorder
 from inference.prompt_cost import measure as measure_prompt_cost
 from inference.sampling import build_processors
 from inference.tool_parsers import ToolCallFormat, tool_call_format
@@ -32,11 +33,23 @@ log = logging.getLogger(__name__)
 
 
 class _Streamer(BaseStreamer):
-    """Feeds each generated token to a TextStream; ``generate`` calls it once per step."""
+    """Feeds each generated token to a TextStream; ``generate`` calls it once per step.
 
-    def __init__(self, stream: TextStream, on_token: Any) -> None:
+    With a ``recorder``, each token but a special one (no text: it is skipped in decoding) is
+    recorded first.
+    """
+
+    def __init__(
+        self,
+        stream: TextStream,
+        on_token: Any,
+        recorder: LogprobRecorder | None = None,
+        special_ids: set[int] | None = None,
+    ) -> None:
         self.stream = stream
         self.on_token = on_token
+        self.recorder = recorder
+        self.special_ids = special_ids or set()
         self.tokens: list[int] = []
         self._prompt_seen = False
 
@@ -47,6 +60,8 @@ class _Streamer(BaseStreamer):
         for token in value.reshape(-1).tolist():
             self.tokens.append(token)
             self.on_token()
+            if self.recorder is not None and token not in self.special_ids:
+                self.recorder.take(token)
             self.stream.add(token)
 
     def end(self) -> None:
@@ -167,13 +182,24 @@ class TransformersEngine:
             grammar = self.guidance.grammar(request.guide, tools, request.parallel_tool_calls)
             matcher = self.guidance.matcher(grammar, request.guide, tools)
             guided.append(GuidedLogits(matcher, prompt_tokens, self.vocab_size))
+        recorder = None
+        if request.logprobs is not None:
+            token_bytes = self.guidance.tokenizer.decode_bytes
+            recorder = LogprobRecorder(request.logprobs, lambda token: token_bytes([token]))
+
+        def emit(text: str) -> None:
+            if recorder is not None:
+                hooks.logprobs(recorder.pending())
+            hooks.emit(text)
+
         stream = TextStream(
             lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
             request.stop,
-            hooks.emit,
+            emit,
             divert=self.calls.open if tools else None,
         )
-        streamer = _Streamer(stream, hooks.on_token)
+        special = self.eos_ids | set(self.tokenizer.all_special_ids)
+        streamer = _Streamer(stream, hooks.on_token, recorder, special)
         processors = build_processors(
             prompt_length=prompt_tokens,
             temperature=request.temperature,
@@ -182,6 +208,7 @@ class TransformersEngine:
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
             extra=guided,
+            record=recorder,
         )
         config = GenerationConfig(
             max_new_tokens=max_new,
@@ -206,7 +233,7 @@ class TransformersEngine:
         if stream.diverted:
             rest, calls = self.calls.parse(stream.unsent, cut_off=ran_out)
             if rest and not hooks.cancelled():
-                hooks.emit(rest)
+                emit(rest)
         finish: FinishReason = "length" if ran_out else "tool_calls" if calls else "stop"
         return Final(
             finish_reason=finish,

@@ -124,6 +124,12 @@ class TrtllmEngine:
         """Generate an answer, streaming deltas through ``hooks.emit``."""
         if not request.messages:
             raise RequestError("messages: at least one message is required")
+        if request.logprobs is not None:  # not mapped to SamplingParams(logprobs=k) yet
+            raise RequestError(
+                "`logprobs` is not supported by the trtllm engine.",
+                param="logprobs",
+                code="unsupported_parameter",
+            )
         native_video = self.capabilities.video == "native"
         rendered = render(request, media, native_video=native_video)
         with_media = bool(rendered.images or rendered.videos)

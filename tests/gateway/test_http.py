@@ -197,8 +197,6 @@ def test_unknown_model(http: httpx.Client) -> None:
     ("body", "param"),
     [
         ({"n": 2}, "n"),
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 2}, "top_logprobs"),
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ],

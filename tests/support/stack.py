@@ -32,6 +32,7 @@ KEY = re.compile(r"vg_[0-9A-Za-z]{43}")
 ORGS: dict[str, dict[str, int]] = {
     "lh-headers": {"rpd": 1_000, "tpm": 100_000},
     "lh-usage": {"rpd": 1_000, "tpm": 100_000},
+    "lh-responses": {"rpd": 1_000, "tpm": 100_000},
     "lh-final": {"rpd": 1_000, "tpm": 100_000},
     "lh-drain": {"rpd": 1_000, "tpm": 100_000},
     "lh-reserve": {"rpd": 1_000, "tpm": 2_000},
