@@ -35,7 +35,7 @@ def _ids() -> Ids:
     return Ids(f"chatcmpl-{hex_}", f"req_{hex_}")
 
 
-async def _next(events: AsyncGenerator[Event, None]) -> Event:
+async def next_event(events: AsyncGenerator[Event, None]) -> Event:
     """The next event; the stream is closed if there is none (an error)."""
     try:
         return await anext(events)
@@ -68,11 +68,11 @@ class ChatController(Controller):
                 request_id=ids.request,
                 timing=timing,
             )
-            admitted = await _next(events)
+            admitted = await next_event(events)
             assert isinstance(admitted, Admitted)
             headers = admitted.headers
             # Media intake and the model's first event; the client may leave meanwhile.
-            first = await watch.guard(_next(events))
+            first = await watch.guard(next_event(events))
             if chat.stream:
                 stream = sse(chat, ids, first, events)
                 return Stream(

@@ -207,7 +207,7 @@ _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 
 
-def _param(error: msgspec.ValidationError) -> tuple[str, str | None]:
+def validation_param(error: msgspec.ValidationError) -> tuple[str, str | None]:
     """msgspec's message without its path, and the path as OpenAI names a param."""
     message = str(error)
     match = _PATH.search(message)
@@ -239,7 +239,7 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatCompletionRequest
             code="invalid_json",
         ) from None
     except msgspec.ValidationError as exc:
-        message, param = _param(exc)
+        message, param = validation_param(exc)
         where = f" at `{param}`" if param else ""
         raise InvalidRequest(f"Invalid request: {message}{where}.", param=param) from exc
     except msgspec.DecodeError as exc:

@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from gateway.api.admission import authenticate
-from gateway.api.chat import _next
+from gateway.api.chat import next_event
 from gateway.api.chat_service import Admitted, answer
 from gateway.api.disconnect import DisconnectWatch
 from gateway.api.responses_render import ResponseIds, response, sse
@@ -55,10 +55,10 @@ class ResponsesController(Controller):
                     request_id=ids.request,
                     timing=timing,
                 )
-                admitted = await _next(events)
+                admitted = await next_event(events)
                 assert isinstance(admitted, Admitted)
                 headers = admitted.headers
-                first = await watch.guard(_next(events))
+                first = await watch.guard(next_event(events))
             except ApiError as exc:
                 raise in_responses_terms(exc, wanted) from None
             if chat.stream:

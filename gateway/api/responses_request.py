@@ -106,7 +106,7 @@ def parse_responses_request(body: bytes) -> ResponsesRequest:
     try:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        message, param = chat._param(exc)
+        message, param = chat.validation_param(exc)
         where = f" at `{param}`" if param else ""
         raise InvalidRequest(f"Invalid request: {message}{where}.", param=param) from exc
     except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
