@@ -36,6 +36,8 @@ bench: install
 	$(PY) -m bench.gateway_bench
 	$(PY) -m bench.limits_bench
 	$(PY) -m bench.guided_bench
+	$(PY) -m bench.media_bench
+	$(PY) -m bench.http_protocol_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
