@@ -108,6 +108,8 @@ def test_stream_with_a_tool_completes(client: openai.OpenAI) -> None:
         input=image_input("What's the weather like in this state?"),
         tools=[WEATHER_TOOL],  # type: ignore[list-item]
         tool_choice={"type": "function", "name": "get_current_weather"},
+        parallel_tool_calls=False,  # exactly one call
+        temperature=0,
         max_output_tokens=BUDGET,
     ) as stream:
         events = list(stream)
