@@ -11,37 +11,82 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from gateway.api.admission import authenticate
 from gateway.api.chat_render import Ids, completion, sse
-from gateway.api.chat_request import parse_chat_request
+from gateway.api.chat_request import ChatCompletionRequest, parse_chat_request
 from gateway.api.chat_service import Admitted, Event, answer
 from gateway.api.disconnect import DisconnectWatch
 from gateway.api.services import Services
 from gateway.api.timing import Timing
+from gateway.auth import Principal
 from gateway.media.body import read_chat_body
 from gateway.telemetry import current_request
 
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def request_hex() -> str:
+    """The hex behind the request's ids (also ``x-request-id`` unless the client set it)."""
+    info = current_request()
+    return info.generated_hex if info and info.generated_hex else uuid.uuid4().hex
 
 
 def _ids() -> Ids:
-    """The completion id and Groq's request id (also ``x-request-id`` unless the client set it)."""
-    info = current_request()
-    hex_ = info.generated_hex if info and info.generated_hex else uuid.uuid4().hex
+    """The completion id and Groq's request id."""
+    hex_ = request_hex()
     return Ids(f"chatcmpl-{hex_}", f"req_{hex_}")
 
 
-async def next_event(events: AsyncGenerator[Event, None]) -> Event:
+async def _next(events: AsyncGenerator[Event, None]) -> Event:
     """The next event; the stream is closed if there is none (an error)."""
     try:
         return await anext(events)
     except BaseException:
         await events.aclose()
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """An answer under way: its rate-limit headers, its first output, and the rest of it."""
+
+    headers: dict[str, str]
+    first: Event
+    events: AsyncGenerator[Event, None]
+
+
+async def start_answer(
+    services: Services,
+    principal: Principal,
+    chat: ChatCompletionRequest,
+    *,
+    request_bytes: int,
+    request_id: str,
+    timing: Timing,
+    watch: DisconnectWatch,
+) -> Started:
+    """Admit ``chat`` and wait for its first output (media intake and the model meanwhile).
+
+    Every error up to the first output is raised here, so it is a real HTTP error.
+    """
+    events = answer(
+        services,
+        principal,
+        chat,
+        request_bytes=request_bytes,
+        request_id=request_id,
+        timing=timing,
+    )
+    admitted = await _next(events)
+    assert isinstance(admitted, Admitted)
+    # The client may leave during media intake or while the model starts.
+    first = await watch.guard(_next(events))
+    return Started(admitted.headers, first, events)
 
 
 class ChatController(Controller):
@@ -60,24 +105,19 @@ class ChatController(Controller):
         ids = _ids()
         watch = DisconnectWatch(request.receive)
         try:
-            events = answer(
+            started = await start_answer(
                 services,
                 principal,
                 chat,
                 request_bytes=len(body),
                 request_id=ids.request,
                 timing=timing,
+                watch=watch,
             )
-            admitted = await next_event(events)
-            assert isinstance(admitted, Admitted)
-            headers = admitted.headers
-            # Media intake and the model's first event; the client may leave meanwhile.
-            first = await watch.guard(next_event(events))
+            first, events, headers = started.first, started.events, started.headers
             if chat.stream:
                 stream = sse(chat, ids, first, events)
-                return Stream(
-                    stream, media_type="text/event-stream", headers=_SSE_HEADERS | headers
-                )
+                return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS | headers)
             body = await watch.guard(completion(chat, ids, first, events))
         finally:
             watch.stop()

@@ -8,14 +8,11 @@ as ``/v1/chat/completions``; :mod:`gateway.api.responses_render` writes the answ
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
 from gateway.api.admission import authenticate
-from gateway.api.chat import next_event
-from gateway.api.chat_service import Admitted, answer
+from gateway.api.chat import SSE_HEADERS, request_hex, start_answer
 from gateway.api.disconnect import DisconnectWatch
 from gateway.api.responses_render import ResponseIds, response, sse
 from gateway.api.responses_request import as_chat, in_responses_terms, parse_responses_request
@@ -23,9 +20,6 @@ from gateway.api.services import Services
 from gateway.api.timing import Timing
 from gateway.errors import ApiError
 from gateway.media.body import read_chat_body
-from gateway.telemetry import current_request
-
-_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 class ResponsesController(Controller):
@@ -41,31 +35,26 @@ class ResponsesController(Controller):
         )
         body = await read_chat_body(request, services.settings)
         wanted = parse_responses_request(body)
-        info = current_request()
-        ids = ResponseIds(info.generated_hex if info and info.generated_hex else uuid.uuid4().hex)
+        ids = ResponseIds(request_hex())
         watch = DisconnectWatch(request.receive)
         try:
             try:  # up to the first output, errors are the chat's: named as this request names
                 chat = as_chat(wanted, services.settings)
-                events = answer(
+                started = await start_answer(
                     services,
                     principal,
                     chat,
                     request_bytes=len(body),
                     request_id=ids.request,
                     timing=timing,
+                    watch=watch,
                 )
-                admitted = await next_event(events)
-                assert isinstance(admitted, Admitted)
-                headers = admitted.headers
-                first = await watch.guard(next_event(events))
             except ApiError as exc:
                 raise in_responses_terms(exc, wanted) from None
+            first, events, headers = started.first, started.events, started.headers
             if chat.stream:
                 stream = sse(wanted, ids, first, events)
-                return Stream(
-                    stream, media_type="text/event-stream", headers=_SSE_HEADERS | headers
-                )
+                return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS | headers)
             body = await watch.guard(response(wanted, ids, first, events))
         finally:
             watch.stop()
