@@ -90,11 +90,8 @@ def gateway(
 ) -> Iterator[GatewayProcess]:
     """`visiongate serve` in front of the shared Triton, started once per session."""
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    process = start_gateway(triton.grpc_url, log_path, api_key)
-    try:
+    with start_gateway(triton.grpc_url, log_path, api_key) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)

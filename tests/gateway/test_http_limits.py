@@ -41,11 +41,8 @@ def quick(
         "VISIONGATE_BODY_TIMEOUT_S": "1",
         "VISIONGATE_KEEP_ALIVE_TIMEOUT_S": "1",
     }
-    process = start_gateway(triton.grpc_url, log_path, api_key, env)
-    try:
+    with start_gateway(triton.grpc_url, log_path, api_key, env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +55,8 @@ def capped(
         "VISIONGATE_MAX_CONNECTIONS_PER_WORKER": str(CAP),
         "VISIONGATE_KEEP_ALIVE_TIMEOUT_S": "60",
     }
-    process = start_gateway(triton.grpc_url, log_path, api_key, env)
-    try:
+    with start_gateway(triton.grpc_url, log_path, api_key, env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def connect(gateway: GatewayProcess) -> socket.socket:
