@@ -12,7 +12,9 @@ usage records, metrics, traces), and it prints:
   with Redis limits, 2.0 ms with the JPEG);
 * p50 and p99 latency one request at a time, and what the gateway adds to direct Triton;
 * requests per second with ``BENCH_CONCURRENCY`` clients (8), at 1 and 2 workers, and the
-  2-worker/1-worker ratio (target ≥ 1.8).
+  2-worker/1-worker ratio (target ≥ 1.8);
+* the cores busy under load: the gateway's, Triton's and the load generator's (this
+  process), which says whether the machine, rather than the gateway, is what saturates.
 
 ``BENCH_SECONDS`` (4) is the length of each measurement; a run takes about 20 of them plus
 three gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +195,7 @@ async def direct_call(client: aio.InferenceServerClient, inputs: list[Any]) -> N
             return
 
 
-async def load(calls: list[Callable[[], Awaitable[None]]], seconds: float) -> list[float]:
+async def load(calls: Sequence[Callable[[], Awaitable[None]]], seconds: float) -> list[float]:
     """Run each caller in a loop for ``seconds``; every request's latency."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -237,21 +239,34 @@ class Cell:
     rps: float
     p50_ms: float
     p99_ms: float
+    cores: tuple[float, float, float] = (0.0, 0.0, 0.0)  # gateway, Triton, load generator
 
 
-async def through_gateway(port: int, key: str, pid: int, case: Case, latency: bool) -> Cell:
+async def through_gateway(
+    port: int, key: str, pid: int, triton_pid: int, case: Case, latency: bool
+) -> Cell:
     """CPU and rate under ``CONCURRENCY`` clients; latency (optional) one at a time."""
     connections = [HTTPConnection(port, key, case.body) for _ in range(CONCURRENCY)]
     for connection in connections:
         await connection.open()
     await load([c.call for c in connections], 1.0)  # warm-up
-    cpu_before, started = cpu_seconds(pid), time.perf_counter()
+    before = cpu_seconds(pid), cpu_seconds(triton_pid), time.process_time()
+    started = time.perf_counter()
     done = await load([c.call for c in connections], SECONDS)
-    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu_before
+    elapsed = time.perf_counter() - started
+    after = cpu_seconds(pid), cpu_seconds(triton_pid), time.process_time()
+    gateway_s, triton_s, client_s = (a - b for a, b in zip(after, before, strict=True))
     single = await load([connections[0].call], SECONDS) if latency else [0.0]
     for connection in connections:
         await connection.close()
-    return Cell(cpu / len(done) * 1000, len(done) / elapsed, ms(single, 0.5), ms(single, 0.99))
+    cores = (gateway_s / elapsed, triton_s / elapsed, client_s / elapsed)
+    return Cell(
+        gateway_s / len(done) * 1000,
+        len(done) / elapsed,
+        ms(single, 0.5),
+        ms(single, 0.99),
+        cores,
+    )
 
 
 async def direct(triton: EmbeddedTriton, case: Case) -> Cell:
@@ -328,7 +343,8 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
         env = {**env, "VISIONGATE_REDIS_KEY_PREFIX": f"vgbench-{prefix}:"}
         with gateway(triton, workers, env) as (port, pid):
             for case, target in zip(all_cases, targets, strict=True):
-                cell = await through_gateway(port, key, pid, case, latency)
+                assert triton.pid is not None
+                cell = await through_gateway(port, key, pid, triton.pid, case, latency)
                 line = f"  {case.name:<12} CPU {cell.cpu_ms:5.2f} ms/req"
                 line += f" ({cell.cpu_ms / target:4.2f}× target)" if target else " " * 16
                 if latency:
@@ -343,6 +359,11 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
                 elif workers == 2:
                     scaling = cell.rps / one_worker[case.name]
                     line += f" ({scaling:.2f}× 1 worker; target ≥ {TARGET_WORKER_SCALING})"
+                gateway_cores, triton_cores, client_cores = cell.cores
+                line += (
+                    f"\n{'':15}cores busy: gateway {gateway_cores:.2f}, Triton {triton_cores:.2f},"
+                    f" load generator {client_cores:.2f} (of {os.cpu_count()})"
+                )
                 print(line, flush=True)
 
 

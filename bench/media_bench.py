@@ -6,8 +6,9 @@ each case, from the request's messages to the bytes that go to Triton (the contr
 messages and ``images`` tensor), or to the refusal. Triton's own time is not included: the
 model decodes the image itself and that cost belongs to the engine.
 
-1. Latency (median and min over runs, ms): a 12-megapixel JPEG by base64 and by URL, and
-   refusals of over-cap images.
+1. Latency (median and min over runs, ms): the gateway benchmark's 640×480 JPEG by base64
+   (checked on the event loop), a 12-megapixel JPEG by base64 and by URL, and refusals of
+   over-cap images.
 2. The worst requests within the caps, each intake in a fresh process: CPU seconds (all
    threads), wall seconds, peak RSS above the process's RSS before intake (from ``VmHWM``,
    reset first) and the RSS still held after it, and the outcome. ``--worst`` runs only these.
@@ -30,6 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.gateway_bench import jpeg_640x480
 from gateway.api.chat_request import parse_chat_request
 from gateway.api.plan import plan_chat
 from gateway.errors import ApiError
@@ -75,6 +77,7 @@ async def latency() -> None:
     # A 12-megapixel photograph-like JPEG, at a quality that fits Groq's 4 MiB base64 cap.
     jpeg = encode(photo(4000, 3000, seed=3), "JPEG", quality=75)
     b64_body = _body("data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
+    small_body = _body("data:image/jpeg;base64," + base64.b64encode(jpeg_640x480()).decode())
 
     async def accept(body: bytes) -> None:
         chat = parse_chat_request(body, settings)
@@ -102,6 +105,7 @@ async def latency() -> None:
         bomb_body = _body("data:image/png;base64," + base64.b64encode(bomb).decode())
         over_size_body = _body(server.url + "/over-size.png")
         cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("640×480 JPEG, base64: validate and forward", lambda: accept(small_body)),
             ("12 MP JPEG, base64: validate and forward", lambda: accept(b64_body)),
             ("12 MP JPEG, URL: fetch, validate and forward", lambda: accept(url_body)),
             (

@@ -1,10 +1,12 @@
-"""The async engine and session factory, from ``VISIONGATE_DATABASE_URL``."""
+"""The async engine and session factory, from ``VISIONGATE_DATABASE_URL``; SQLite's writer."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -37,11 +39,14 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True)
     # No rollback when a connection goes back to the pool: every user ends its transaction
     # (a session or ``engine.begin()`` commits or rolls back), and on SQLite that extra
-    # rollback is one more hop to the connection's thread for every usage batch.
+    # rollback is one more hop to the connection's thread for every transaction.
     engine = create_async_engine(url, pool_reset_on_return=None)
-    busy_timeout_ms = settings.sqlite_busy_timeout_ms
+    _sqlite_pragmas(engine.sync_engine, settings.sqlite_busy_timeout_ms)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets readers in other workers proceed while one writes; busy_timeout makes a
@@ -52,7 +57,26 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    return engine
+
+_writers: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+
+
+def sqlite_writer(engine: AsyncEngine, settings: Settings) -> Engine:
+    """A synchronous engine on the same SQLite file as ``engine``, for one writer thread.
+
+    Through aiosqlite every statement, the commit and the connection's checkout are each a
+    hop to the connection's thread and back; a thread that owns a plain pysqlite connection
+    does a whole batch in one hop. The dialect is the same, so what is stored (datetimes
+    included) is identical. One per async engine, so that its statements can be observed.
+    """
+    writer = _writers.get(engine)
+    if writer is None:
+        writer = create_sync_engine(
+            engine.url.set(drivername="sqlite+pysqlite"), pool_reset_on_return=None
+        )
+        _sqlite_pragmas(writer, settings.sqlite_busy_timeout_ms)
+        _writers[engine] = writer
+    return writer
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Connection, Engine, Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.db.engine import sqlite_writer
 from gateway.db.models import UsageRecord
 from gateway.settings import Settings
 
@@ -52,9 +54,11 @@ class UsageRecorder:
     saw complete always has its usage committed. Batches form while a commit is in flight
     (group commit), plus an optional short wait, ``usage_flush_interval_s``.
 
-    A batch is one Core ``INSERT`` on a pooled connection of the sessions' engine: the ORM's
-    bulk insert and its session cost several times more per batch, and nothing here needs
-    the ORM (records are written, never loaded).
+    A batch is one Core ``INSERT`` (the ORM's bulk insert and its session cost several times
+    more per batch, and records are written, never loaded). On PostgreSQL it runs on a pooled
+    connection of the sessions' engine; on SQLite a thread of the recorder's own runs it
+    with a plain pysqlite connection (:func:`~gateway.db.engine.sqlite_writer`): one hop
+    there and back per batch instead of aiosqlite's hop for every step.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
@@ -63,6 +67,12 @@ class UsageRecorder:
         assert isinstance(engine, AsyncEngine), "the sessions are bound to one async engine"
         self._engine = engine
         self._insert = insert(cast(Table, UsageRecord.__table__))
+        self._writer: Engine | None = None
+        self._connection: Connection | None = None  # the writer's, on its thread
+        self._thread: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            self._writer = sqlite_writer(engine, settings)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="visiongate-usage")
         self._batch_size = settings.usage_batch_size
         self._interval_s = settings.usage_flush_interval_s
         self._attempts = settings.usage_commit_attempts
@@ -97,6 +107,11 @@ class UsageRecorder:
         if self._task is not None:
             await self._task
             self._task = None
+        if self._thread is not None and self._connection is not None:
+            # The connection belongs to the thread (pysqlite): closed there.
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+        if self._thread is not None:
+            self._thread.shutdown()
 
     async def _run(self) -> None:
         while True:
@@ -116,8 +131,12 @@ class UsageRecorder:
         error: Exception | None = None
         for attempt in range(self._attempts):
             try:
-                async with self._engine.begin() as connection:
-                    await connection.execute(self._insert, rows)
+                if self._thread is None:
+                    async with self._engine.begin() as connection:
+                        await connection.execute(self._insert, rows)
+                else:
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(self._thread, self._write, rows)
             except Exception as exc:
                 error = exc
                 log.warning("usage commit failed (attempt %d)", attempt + 1, exc_info=True)
@@ -133,3 +152,21 @@ class UsageRecorder:
                 future.set_result(None)
             else:
                 future.set_exception(error)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """On the recorder's thread: the batch's INSERT, committed (SQLite).
+
+        The thread keeps its connection: a checkout from the pool for every batch would
+        cost about half as much again as the INSERT and its commit.
+        """
+        assert self._writer is not None
+        if self._connection is None:
+            self._connection = self._writer.connect()
+        with self._connection.begin():
+            self._connection.execute(self._insert, rows)
+
+    def _disconnect(self) -> None:
+        """On the recorder's thread: close its connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -118,3 +118,25 @@ async def test_monthly_tokens_counts_this_month_only(
     await recorder.close()
     assert await MonthlyTokens(sessions)(org, "vlm", month_start) == 214
     assert await MonthlyTokens(sessions)(org, "other-model", month_start) == 0
+
+
+async def test_recorded_rows_are_stored_as_the_orm_stores_them(
+    sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    """The recorder (on SQLite its own thread and driver) writes what an ORM insert writes."""
+    created = await new_key(sessions)
+    when = datetime(2026, 3, 4, 5, 6, 7, 890_123, tzinfo=UTC)
+    recorded = usage(created.key.org_id, created.key.id, when=when)
+    recorder = UsageRecorder(sessions, Settings())
+    recorder.start()
+    await recorder.record(recorded)
+    await recorder.close()
+    async with sessions() as session, session.begin():
+        fields = {name: getattr(recorded, name) for name in recorded.__dataclass_fields__}
+        session.add(UsageRecord(**(fields | {"request_id": "by-the-orm"})))
+    columns = [c.name for c in UsageRecord.__table__.columns if c.name not in ("id", "request_id")]
+    query = f"SELECT {', '.join(columns)} FROM usage_records ORDER BY id"
+    async with engine.connect() as connection:
+        # The raw stored values, datetimes as text on SQLite: no type processing on the way back.
+        raw = [tuple(row) for row in (await connection.exec_driver_sql(query)).all()]
+    assert len(raw) == 2 and raw[0] == raw[1], raw

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.admin import service
+from gateway.db.engine import sqlite_writer
 from gateway.settings import Settings
 
 
@@ -35,11 +36,13 @@ async def revoke(sessions: async_sessionmaker[AsyncSession], key_id: int) -> Non
 
 
 def statements(engine: AsyncEngine) -> list[str]:
-    """Every SQL statement the engine runs from now on."""
+    """Every SQL statement the engine runs from now on (on SQLite, its usage writer's too)."""
     seen: list[str] = []
 
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    if engine.dialect.name == "sqlite":
+        event.listen(sqlite_writer(engine, Settings()), "before_cursor_execute", record)
     return seen
