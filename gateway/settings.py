@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     # max_tokens when a request sets neither it nor max_completion_tokens (then capped by what
     # is left of the model's context), as OpenAI lets an answer run to its natural end.
     default_max_tokens: int = 4096
+    # The most choices (`n`) one chat request may ask for; each is its own backend call.
+    max_n: int = 8
     # The gateway's Triton client.
     triton_request_timeout_s: float = 600.0
     triton_health_timeout_s: float = 2.0

@@ -106,6 +106,10 @@ class Admission:
         """The answer started again on another server: what came before does not count."""
         self.deltas = 0
 
+    def choice_restarted(self, deltas: int) -> None:
+        """One of ``n`` choices started again: its ``deltas`` so far do not count."""
+        self.deltas -= deltas
+
     def completed(self, final: contract.Final) -> None:
         """The model finished."""
         self.timing.mark_first()
@@ -169,8 +173,9 @@ async def _reserve(
 ) -> tuple[Decision, int]:
     """The limiter's decision on the request's estimate, and that prompt estimate.
 
-    The reservation is the prompt's estimate plus the completion's ceiling: ``max_tokens``,
-    or when the request sets none the default generation really allows.
+    The reservation is the prompt's estimate plus the completion's ceiling (``max_tokens``,
+    or when the request sets none the default generation really allows) for each of the
+    plan's choices: the prompt is counted once, as OpenAI bills ``n``.
     """
     settings = services.settings
     prompt = estimate_prompt(
@@ -187,10 +192,10 @@ async def _reserve(
         completion = settings.default_max_tokens
         if model.context_length:
             completion = max(1, min(completion, model.context_length - prompt))
-    limits = services.catalog.limits_for(principal.tier, model.id)
     try:
+        limits = await services.catalog.limits(principal.tier, model.id)
         decision = await services.limiter.admit(
-            principal.org_id, model.id, limits, prompt + completion
+            principal.org_id, model.id, limits, prompt + completion * plan.choices
         )
     except DATABASE_ERRORS as exc:  # the monthly quota's baseline comes from usage records
         raise DatabaseUnavailable(retry_after_s=settings.retry_after_s) from exc

@@ -2,7 +2,8 @@
 
 The controller does HTTP: the API key, the body, parsing, then the chat service's events
 (:mod:`gateway.api.chat_service`) as a JSON completion or an SSE stream
-(:mod:`gateway.api.chat_render`), and a client that leaves (:mod:`gateway.api.disconnect`).
+(:mod:`gateway.api.chat_render`; :mod:`gateway.api.choices_render` for ``n`` above 1),
+and a client that leaves (:mod:`gateway.api.disconnect`).
 An error before the first output (a bad request, a limit, Triton down) is a real HTTP
 error; a stream's first event is awaited before its 200 for that reason.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from litestar import Controller, Request, Response, post
 from litestar.response import Stream
 
+from gateway.api import choices_render
 from gateway.api.admission import authenticate
 from gateway.api.chat_render import Ids, completion, sse
 from gateway.api.chat_request import ChatCompletionRequest, parse_chat_request
@@ -115,10 +117,13 @@ class ChatController(Controller):
                 watch=watch,
             )
             first, events, headers = started.first, started.events, started.headers
+            several = chat.choices > 1
             if chat.stream:
-                stream = sse(chat, ids, first, events)
+                render = choices_render.sse if several else sse
+                stream = render(chat, ids, first, events)
                 return Stream(stream, media_type="text/event-stream", headers=SSE_HEADERS | headers)
-            body = await watch.guard(completion(chat, ids, first, events))
+            whole = choices_render.completion if several else completion
+            body = await watch.guard(whole(chat, ids, first, events))
         finally:
             watch.stop()
         return Response(body, media_type="application/json", headers=headers)

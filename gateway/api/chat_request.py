@@ -169,7 +169,7 @@ class ChatCompletionRequest(msgspec.Struct):
     top_p: Probability | None = None
     seed: Int64 | None = None
     stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    n: int | None = None
+    n: int | None = None  # 1 to settings.max_n choices
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     presence_penalty: Penalty | None = None
@@ -195,6 +195,11 @@ class ChatCompletionRequest(msgspec.Struct):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else self.stop
+
+    @property
+    def choices(self) -> int:
+        """How many choices to generate (``n``, 1 when unset)."""
+        return self.n or 1
 
     @property
     def include_usage(self) -> bool:
@@ -250,6 +255,14 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatCompletionRequest
         ) from exc
     _check_depth(request, settings.max_json_depth)
     _refuse_unsupported(request)
+    if request.n is not None and not 1 <= request.n <= settings.max_n:
+        # OpenAI's codes for an integer out of its range.
+        low = request.n < 1
+        raise InvalidRequest(
+            f"`n` must be between 1 and {settings.max_n}; got {request.n}.",
+            param="n",
+            code="integer_below_min_value" if low else "integer_above_max_value",
+        )
     return request
 
 
@@ -278,12 +291,6 @@ def _check_depth(request: ChatCompletionRequest, max_depth: int) -> None:
 
 
 def _refuse_unsupported(request: ChatCompletionRequest) -> None:
-    if request.n is not None and request.n != 1:
-        raise UnsupportedParameter(
-            f"n={request.n} is not supported: this service returns exactly one choice (n=1).",
-            param="n",
-            code="unsupported_value",
-        )
     top = request.top_logprobs
     if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
         raise InvalidRequest(

@@ -105,7 +105,7 @@ class AssistantMessage(msgspec.Struct, omit_defaults=True):
 
 
 class Choice(msgspec.Struct):
-    """The one choice of a completion."""
+    """A choice of a completion (the one, unless ``n`` asks for more)."""
 
     message: AssistantMessage
     finish_reason: str
@@ -167,7 +167,7 @@ class Delta(msgspec.Struct, omit_defaults=True):
 
 
 class ChunkChoice(msgspec.Struct):
-    """The one choice of a chunk."""
+    """The choice a chunk adds to (``index``: which of ``n``)."""
 
     delta: Delta
     finish_reason: str | None = None
@@ -188,11 +188,12 @@ class ChatCompletionChunk(msgspec.Struct):
     x_groq: XGroq | UnsetType = UNSET
 
 
-def tool_calls(raw: list[dict[str, Any]], request_id: str) -> list[ToolCall]:
-    """The model's ``{"name", "arguments"}`` list as OpenAI tool calls with ids."""
+def tool_calls(raw: list[dict[str, Any]], request_id: str, choice: int = 0) -> list[ToolCall]:
+    """The model's ``{"name", "arguments"}`` list as OpenAI tool calls (of choice ``choice``)."""
+    prefix = f"call_{request_id[-12:]}" if choice == 0 else f"call_{request_id[-12:]}_{choice}_"
     return [
         ToolCall(
-            id=f"call_{request_id[-12:]}{i}",
+            id=f"{prefix}{i}",
             function=ToolCallFunction(
                 name=str(call.get("name", "")),
                 arguments=call["arguments"]

@@ -5,7 +5,7 @@ indexed placeholders (:class:`~inference.contract.ImagePart` / ``VideoPart``), l
 parts as :class:`~gateway.media.MediaRef` for intake (with the param path an error names,
 e.g. ``messages[0].content[1].image_url.url``), and counts, on the way, what the token
 estimate needs: text characters (tool calls and tool schemas included), messages, images,
-and the frames the videos may become.
+and the frames the videos may become; and how many choices (``n``) admission reserves for.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class ChatPlan:
     images: int
     # The most frames the request's videos may become (before any is fetched).
     video_frames: int
+    # Completions to generate (`n`); each may use the whole completion ceiling.
+    choices: int = 1
 
     @property
     def message_count(self) -> int:
@@ -128,4 +130,5 @@ def plan_chat(chat: ChatCompletionRequest, settings: Settings) -> ChatPlan:
         text_chars=walk.chars,
         images=walk.images,
         video_frames=walk.videos * frames_per_video(chat.video_max_frames, settings),
+        choices=chat.choices,
     )

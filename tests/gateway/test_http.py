@@ -196,7 +196,7 @@ def test_unknown_model(http: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),  # above VISIONGATE_MAX_N
         ({"logit_bias": {"50256": -100}}, "logit_bias"),
         ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
     ],

@@ -101,6 +101,6 @@ def test_errors_are_sdk_exceptions(client: openai.OpenAI) -> None:
     assert not_found.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Hi"}], n=2
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], n=9
         )
     assert bad.value.param == "n"

@@ -48,6 +48,8 @@ ORGS: dict[str, dict[str, int]] = {
     "lh-prefill": {"rpd": 1_000, "tpm": 100_000},
     "lh-unset-max": {"tpm": 1_100},
     "lh-unset-max-fits": {"tpm": 5_000},
+    "lh-n-usage": {"rpd": 1_000, "tpm": 100_000},
+    "lh-n-tokens": {"rpd": 1_000, "tpm": 2_000},
 }
 
 
