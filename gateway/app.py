@@ -10,9 +10,11 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
+from gateway.admin_api import admin_openapi, admin_router
 from gateway.api.chat import ChatController
 from gateway.api.health import HealthController
 from gateway.api.models import ModelsController
+from gateway.api.organization import OrganizationController
 from gateway.api.responses import ResponsesController
 from gateway.api.services import open_services
 from gateway.backend import ModelBackend
@@ -42,9 +44,12 @@ class GatewayPlugin(InitPluginProtocol):
                 ChatController,
                 ResponsesController,
                 ModelsController,
+                OrganizationController,
                 HealthController,
                 MetricsController,
                 playground_router,
+                admin_router,
+                admin_openapi,
             ]
         )
         # Request id, server span and request metrics around every routed request.

@@ -10,6 +10,7 @@ from types import FrameType
 
 import typer
 
+from gateway.admin import admin_tokens
 from gateway.admin import db as admin_db
 from gateway.admin import keys as admin_keys
 from gateway.admin import orgs as admin_orgs
@@ -23,6 +24,7 @@ app.add_typer(admin_orgs.app, name="orgs")
 app.add_typer(admin_keys.app, name="keys")
 app.add_typer(admin_tiers.app, name="tiers")
 app.add_typer(admin_db.app, name="db")
+app.add_typer(admin_tokens.app, name="admin-tokens")
 app.command("usage")(admin_usage.usage)
 
 

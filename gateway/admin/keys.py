@@ -71,7 +71,8 @@ def list_(
     """List keys (prefixes only: secrets are never stored)."""
 
     async def op(session: AsyncSession) -> list[dict[str, Any]]:
-        return [_describe(key, name) for key, name in await service.list_keys(session, org)]
+        rows = await service.list_keys(session, org)
+        return [_describe(key, name) for key, name in reversed(rows)]  # newest first
 
     emit(run(op), as_json, "Keys")
 

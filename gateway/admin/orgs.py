@@ -1,4 +1,4 @@
-"""``visiongate orgs``: create, list, set-tier."""
+"""``visiongate orgs``: create, list, set-tier, delete."""
 
 from __future__ import annotations
 
@@ -55,5 +55,28 @@ def set_tier(name: str, tier: str, as_json: bool = JSON) -> None:
     async def op(session: AsyncSession) -> dict[str, object]:
         org = await service.set_organisation_tier(session, name, tier)
         return {"id": org.id, "name": org.name, "tier": org.tier_name}
+
+    emit_one(run(op), as_json)
+
+
+@app.command()
+def delete(
+    name: str,
+    force: bool = typer.Option(False, "--force", help="also revoke its active keys"),
+    as_json: bool = JSON,
+) -> None:
+    """Delete an organisation (refused while it has active keys, unless --force).
+
+    Its usage is kept for billing and its name is not reused.
+    """
+
+    async def op(session: AsyncSession) -> dict[str, object]:
+        org, revoked = await service.delete_organisation(session, name, force=force)
+        return {
+            "id": org.id,
+            "name": org.name,
+            "deleted_at": org.deleted_at,
+            "revoked_keys": revoked,
+        }
 
     emit_one(run(op), as_json)

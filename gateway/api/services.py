@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from gateway.auth import Authenticator
 from gateway.backend import ModelBackend, TritonPool
 from gateway.db import create_engine, session_factory
@@ -19,7 +21,7 @@ from gateway.usage import MonthlyTokens, UsageRecorder
 
 @dataclass
 class Services:
-    """This worker's settings, models, Triton servers, key lookup, limiter, usage, telemetry."""
+    """This worker's settings, models, Triton servers, keys, limiter, usage, telemetry, database."""
 
     settings: Settings
     registry: Registry
@@ -29,6 +31,7 @@ class Services:
     limiter: RateLimiter
     recorder: UsageRecorder
     telemetry: Telemetry
+    sessions: async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
@@ -67,4 +70,6 @@ async def open_services(
         recorder = UsageRecorder(sessions, settings)
         recorder.start()
         stack.push_async_callback(recorder.close)
-        yield Services(settings, registry, backend, auth, catalog, limiter, recorder, telemetry)
+        yield Services(
+            settings, registry, backend, auth, catalog, limiter, recorder, telemetry, sessions
+        )

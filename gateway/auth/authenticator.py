@@ -9,10 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.auth.admin_tokens import looks_like_admin_token
 from gateway.auth.cache import KeyCache
 from gateway.auth.keys import bearer_token, hash_key, hashes_match, looks_like_key
 from gateway.auth.last_used import LastUsedWriter
-from gateway.auth.principal import InvalidApiKey, Principal
+from gateway.auth.principal import AdminTokenRefused, InvalidApiKey, Principal
 from gateway.db.models import ApiKey, Organisation, utcnow
 from gateway.db.revision import RevisionWatcher
 from gateway.settings import Settings
@@ -54,7 +55,7 @@ class Authenticator:
         """The principal for an ``Authorization`` header value; raises InvalidApiKey."""
         secret = bearer_token(authorization)
         if secret is None or not looks_like_key(secret):
-            raise InvalidApiKey
+            raise AdminTokenRefused if secret and looks_like_admin_token(secret) else InvalidApiKey
         key_hash = hash_key(secret, self._server_secret)
         now = self._clock()
         hit = self._cache.get(key_hash, now) if self._watcher.is_fresh() else None

@@ -24,7 +24,8 @@ class NewKey:
     secret_hash: str
 
 
-def _base62(data: bytes, width: int) -> str:
+def base62(data: bytes, width: int) -> str:
+    """``data`` as a big-endian base62 number, zero-padded to ``width`` digits."""
     number = int.from_bytes(data, "big")
     digits = []
     while number:
@@ -40,7 +41,7 @@ def hash_key(secret: str, server_secret: str) -> str:
 
 def generate_key(server_secret: str) -> NewKey:
     """A new random key, its display prefix and its hash."""
-    secret = KEY_PREFIX + _base62(secrets.token_bytes(KEY_RANDOM_BYTES), KEY_BODY_LENGTH)
+    secret = KEY_PREFIX + base62(secrets.token_bytes(KEY_RANDOM_BYTES), KEY_BODY_LENGTH)
     return NewKey(secret, secret[:DISPLAY_PREFIX_LENGTH], hash_key(secret, server_secret))
 
 

@@ -33,3 +33,9 @@ class InvalidApiKey(Exception):
         return {
             "error": {"message": self.message, "type": self.type, "param": None, "code": self.code}
         }
+
+
+class AdminTokenRefused(InvalidApiKey):
+    """An admin token sent where an API key belongs: the same 401, saying so."""
+
+    message = "Admin tokens are not valid here; this route needs an API key (vg_...)."

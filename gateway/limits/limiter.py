@@ -34,6 +34,7 @@ from gateway.limits.policy import LimitSet
 from gateway.limits.raw import read_result
 from gateway.limits.redis_backend import RedisBackend, connect
 from gateway.limits.share import process_share
+from gateway.limits.standing import Peek, Standing, standing
 from gateway.settings import Settings
 
 log = logging.getLogger("visiongate.limits")
@@ -283,6 +284,29 @@ class RateLimiter:
             except RedisUnanswered:
                 return
             self._unsettled.pop(reservation.id, None)
+
+    async def standing(self, org_id: int, model: str, limits: LimitSet) -> Standing:
+        """What is left of each limit now, charging nothing (``GET /v1/organization/limits``).
+
+        From Redis, or while it is away (fail-open) from this process's share; raises
+        LimiterUnavailable when it is away and limits fail closed.
+        """
+        month = Month.of(self._clock())
+        peek: Peek | None = None
+        if self._redis is not None:
+            redis = self._redis
+            try:
+                peek = await self._call(lambda: redis.peek(org_id, model, month.name))
+            except RedisUnanswered:
+                if self._settings.limits_fail_closed:
+                    raise LimiterUnavailable(self._settings.redis_retry_interval_s) from None
+        baseline = 0
+        if limits.monthly_tokens is not None and self._quota_baseline is not None:
+            baseline = await self._quota_baseline(org_id, model, month.start)
+        if peek is None:
+            peek = self._memory.peek(org_id, model, month.name)
+            limits = process_share(limits, self.processes, baseline)
+        return standing(limits, peek, baseline, month.next_s * 1000)
 
     async def heartbeat(self) -> None:
         """Count this process live in Redis' registry for a lease TTL; learn how many are."""

@@ -14,6 +14,7 @@ from gateway.limits import gcra
 from gateway.limits.decision import Reservation
 from gateway.limits.policy import DAY_S, MINUTE_S, LimitSet
 from gateway.limits.raw import NONE
+from gateway.limits.standing import Peek
 
 PERIODS_MS = (MINUTE_S * 1000, DAY_S * 1000, MINUTE_S * 1000, DAY_S * 1000)
 
@@ -135,6 +136,15 @@ class InProcessBackend:
             leases = self._leases.get((reservation.org_id, reservation.model), {})
             if reservation.lease_id in leases:
                 leases[reservation.lease_id] = expiry
+
+    def peek(self, org_id: int, model: str, month: str) -> Peek:
+        """The limits' state for one organisation and model, changing nothing."""
+        now = self._now_ms()
+        rpm, rpd, tpm, tpd = (self._tats.get((org_id, model, index)) for index in range(4))
+        leases = self._leases.get((org_id, model), {})
+        live = sum(1 for expiry in leases.values() if expiry > now)
+        quota = self._quota.get((org_id, model, month))
+        return Peek(now, (rpm, rpd, tpm, tpd), live, quota)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.limits.decision import Reservation
+from gateway.limits.standing import Peek
 from gateway.settings import Settings
 
 SCRIPTS = files("gateway.limits")
@@ -75,6 +76,7 @@ class RedisBackend:
         # Run with EVAL in a pipeline: a cluster pipeline does not load scripts for EVALSHA.
         self._renew_source = SCRIPTS.joinpath("renew.lua").read_text()
         self._heartbeat = client.register_script(SCRIPTS.joinpath("heartbeat.lua").read_text())
+        self._peek = client.register_script(SCRIPTS.joinpath("peek.lua").read_text())
         self._registry = f"{prefix}{{processes}}"
 
     def _key(self, org_id: int, model: str, name: str) -> str:
@@ -132,6 +134,23 @@ class RedisBackend:
                 reservation.lease_id or "",
                 self._lease_ttl_ms,
             ],
+        )
+
+    async def peek(self, org_id: int, model: str, month: str) -> Peek:
+        """Run peek.lua: the limits' state for one organisation and model, changing nothing."""
+        names = ("rpm", "rpd", "tpm", "tpd", "leases", f"tokens:{month}")
+        reply = await self._peek(keys=[self._key(org_id, model, name) for name in names])
+        seconds, micros, rpm, rpd, tpm, tpd, leases, quota = (
+            value.decode() if isinstance(value, bytes) else str(value) for value in reply
+        )
+        rpm_tat, rpd_tat, tpm_tat, tpd_tat = (
+            float(tat) if tat else None for tat in (rpm, rpd, tpm, tpd)
+        )
+        return Peek(
+            int(seconds) * 1000 + int(micros) / 1000,
+            (rpm_tat, rpd_tat, tpm_tat, tpd_tat),
+            int(leases),
+            int(quota) if quota else None,
         )
 
     async def renew(self, reservations: Iterable[Reservation]) -> None:

@@ -127,6 +127,24 @@ def test_organisations_and_tiers(cli: Any, database_url: str) -> None:
     )
 
 
+def test_a_tier_newer_than_the_catalog_is_read_at_once(cli: Any, database_url: str) -> None:
+    async def catalog_view() -> tuple[LimitSet, LimitSet]:
+        engine = create_engine(Settings(), database_url)
+        sessions = session_factory(engine)
+        catalog = TierCatalog(sessions, RevisionWatcher(sessions, 0.5))
+        await catalog.reload()
+        # Created after the reload: the revision poll has not told this catalog yet.
+        await asyncio.to_thread(cli, "tiers", "set", "tiny", "--model", "vlm", "--rpm", "1")
+        stale = catalog.limits_for("tiny", "vlm")
+        fresh = await catalog.limits("tiny", "vlm")
+        await engine.dispose()
+        return stale, fresh
+
+    stale, fresh = asyncio.run(catalog_view())
+    assert stale == LimitSet()  # what admission used to apply: unlimited
+    assert fresh == LimitSet(rpm=1)
+
+
 def test_usage_report(cli: Any, database_url: str) -> None:
     cli("orgs", "create", "acme")
     created = as_json(cli("keys", "create", "--org", "acme", "--json"))
@@ -212,3 +230,38 @@ def test_an_older_schema_is_named(cli: Any, database_url: str) -> None:
     assert problem is not None and problem.endswith("run `visiongate db upgrade`")
     cli("db", "upgrade")
     assert schema_problem(Settings(database_url=database_url)) is None
+
+
+def test_admin_tokens_are_shown_once_and_revocable(cli: Any, database_url: str) -> None:
+    created = cli("admin-tokens", "create", "--name", "billing")
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("vgadm_") and len(secret) == len("vgadm_") + 43
+    reader = as_json(cli("admin-tokens", "create", "--name", "dashboards", "--read-only", "--json"))
+    assert reader["read_only"] is True and reader["secret"].startswith(reader["prefix"])
+
+    listed = as_json(cli("admin-tokens", "list", "--json"))
+    assert [(row["name"], row["read_only"], row["state"]) for row in listed] == [
+        ("billing", False, "active"),
+        ("dashboards", True, "active"),
+    ]
+    table = cli("admin-tokens", "list").stdout
+    assert secret not in table and reader["secret"] not in table
+    # An admin token is not an API key: the key authenticator refuses it without a lookup.
+    assert authenticate(database_url, secret) == "refused"
+
+    revoked = as_json(cli("admin-tokens", "revoke", listed[0]["prefix"], "--json"))
+    assert (revoked["id"], revoked["state"]) == (listed[0]["id"], "revoked")
+    assert "no admin token" in cli("admin-tokens", "revoke", "999", code=1).output
+    cli("admin-tokens", "create", "--name", "", code=1)
+
+
+def test_deleting_an_organisation(cli: Any, database_url: str) -> None:
+    cli("orgs", "create", "acme")
+    secret = cli("keys", "create", "--org", "acme").stdout.strip().splitlines()[-1]
+    assert "active key" in cli("orgs", "delete", "acme", code=1).output
+    deleted = as_json(cli("orgs", "delete", "acme", "--force", "--json"))
+    assert (deleted["name"], deleted["revoked_keys"]) == ("acme", 1)
+    assert authenticate(database_url, secret) == "refused"
+    assert as_json(cli("orgs", "list", "--json")) == []
+    assert "deleted organisation" in cli("orgs", "create", "acme", code=1).output
+    assert "no organisation 'acme'" in cli("keys", "create", "--org", "acme", code=1).output

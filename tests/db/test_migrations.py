@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -75,5 +76,40 @@ async def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
         async with engine.connect() as connection:
             assert (await connection.scalar(text("PRAGMA journal_mode"))) == "wal"
             assert (await connection.scalar(text("PRAGMA busy_timeout"))) == 5_000
+    finally:
+        await engine.dispose()
+
+
+async def test_0003_adds_admin_tokens_and_deleted_organisations_and_goes_back(
+    database_url: str,
+) -> None:
+    settings = Settings()
+    await asyncio.to_thread(migrate.upgrade, settings, "0002", database_url)
+    engine = create_engine(settings, database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO organisations (name, tier_name, created_at) VALUES (:n, :t, :c)"),
+                {"n": "kept", "t": "free", "c": datetime.now(UTC)},
+            )
+        await asyncio.to_thread(migrate.upgrade, settings, "0003", database_url)
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("organisations")}
+            )
+            deleted = await connection.scalar(
+                text("SELECT deleted_at FROM organisations WHERE name = 'kept'")
+            )
+        assert "admin_tokens" in tables and "deleted_at" in columns and deleted is None
+
+        await asyncio.to_thread(migrate.downgrade, settings, "0002", database_url)
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("organisations")}
+            )
+            kept = await connection.scalar(text("SELECT count(*) FROM organisations"))
+        assert "admin_tokens" not in tables and "deleted_at" not in columns and kept == 1
     finally:
         await engine.dispose()

@@ -1,6 +1,7 @@
 "use strict";
 // A client of the public API like any other: a bearer key, GET /v1/models and
-// POST /v1/chat/completions, nothing private. Model output is shown with textContent only:
+// POST /v1/chat/completions (and in the Usage tab, usage.js, GET /v1/organization/*),
+// nothing private. Model output is shown with textContent only:
 // it is untrusted text (the default model's words are random bytes).
 
 const KEY_STORAGE = "visiongate.apiKey";
@@ -63,8 +64,8 @@ function showError(title, message) {
   $("error").hidden = false;
 }
 
-/** An error body as the API returned it: status, type and code, then its message verbatim. */
-async function showApiError(response) {
+/** An error response as [title, message]: status, type, code and param; the message verbatim. */
+async function describeApiError(response) {
   const raw = await response.text();
   let error = null;
   try {
@@ -76,7 +77,12 @@ async function showApiError(response) {
   if (error && error.type) parts.push(error.type);
   if (error && error.code) parts.push(error.code);
   if (error && error.param) parts.push(`param ${error.param}`);
-  showError(parts.join(" · "), error && error.message ? error.message : raw);
+  return [parts.join(" · "), error && error.message ? error.message : raw];
+}
+
+/** An error body as the API returned it, and on a 429 a countdown from retry-after. */
+async function showApiError(response) {
+  showError(...(await describeApiError(response)));
   const retryAfter = Number(response.headers.get("retry-after"));
   if (response.status === 429 && retryAfter > 0) countdown(retryAfter);
 }
