@@ -38,6 +38,7 @@ DATA_FILES = (
     "gateway/limits/*.lua",
     "gateway/playground/static/*",
     "inference/model_repository/vlm/config.pbtxt",
+    "inference/weights/tiny-vlm/*",
 )
 MODEL = "visiongate/tiny-random-llava"
 # Installing torch and the other dependencies takes a minute or two, Triton's start another.

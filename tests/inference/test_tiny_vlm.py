@@ -1,0 +1,123 @@
+"""The shipped visiongate/tiny-vlm: its files match the manifest, its recipe is reproducible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import ImageChops
+
+from inference import scenes, tiny_vlm, train
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads((tiny_vlm.default_path() / tiny_vlm.MANIFEST).read_text())
+
+
+def test_the_shipped_files_match_the_manifest(manifest: dict) -> None:
+    assert manifest["model"] == tiny_vlm.MODEL_ID
+    assert manifest["recipe_version"] == scenes.RECIPE_VERSION
+    assert isinstance(manifest["seed"], int)
+    shipped = tiny_vlm.file_checksums(tiny_vlm.default_path())
+    assert shipped == manifest["files"]
+    assert "model.safetensors" in shipped and "tokenizer.json" in shipped
+
+
+def test_the_weights_are_small_enough_to_ship() -> None:
+    total = sum(p.stat().st_size for p in tiny_vlm.default_path().iterdir())
+    assert total < 20 * 1024 * 1024
+
+
+def test_written_in_hugging_face_format() -> None:
+    directory = tiny_vlm.default_path()
+    config = json.loads((directory / "config.json").read_text())
+    assert config["model_type"] == "llava"
+    assert config["vision_config"]["model_type"] == "clip_vision_model"
+    assert config["text_config"]["model_type"] == "llama"
+    assert (directory / "processor_config.json").exists()
+    assert (directory / "VISIONGATE_MODEL_ID").read_text().strip() == tiny_vlm.MODEL_ID
+
+
+def test_training_is_deterministic_from_its_seed(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        train.train(tmp_path / name, seed=7, steps=2, batch=2)
+    first, second = (tiny_vlm.file_checksums(tmp_path / name) for name in ("a", "b"))
+    assert first == second
+    train.train(tmp_path / "c", seed=8, steps=2, batch=2)
+    other = tiny_vlm.file_checksums(tmp_path / "c")
+    assert other["model.safetensors"] != first["model.safetensors"]
+
+
+def test_scenes_are_drawn_the_same_from_a_seed() -> None:
+    one, two = scenes.Scenes(3), scenes.Scenes(3)
+    for _ in range(20):
+        a, b = one.sample(), two.sample()
+        assert (a.messages, a.answer, a.tools) == (b.messages, b.answer, b.tools)
+        for x, y in zip(a.images + a.frames, b.images + b.frames, strict=True):
+            assert ImageChops.difference(x.draw(), y.draw()).getbbox() is None
+
+
+def test_training_prompts_are_what_the_processor_makes() -> None:
+    """The training encodes a chat exactly as serving does (images expanded, no drift)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_vlm.default_path())
+    tokenizer = processor.tokenizer
+    source = scenes.Scenes(11)
+    for task in ("colour", "multi", "tool", "ramble"):
+        sample = source.of(task)
+        ours = tokenizer(train.render_prompt(tokenizer, sample), add_special_tokens=False)
+        theirs = processor.apply_chat_template(
+            sample.messages,
+            tools=sample.tools,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            processor_kwargs={"images": [s.draw() for s in sample.images] or None},
+        )
+        assert ours["input_ids"] == list(theirs["input_ids"][0]), task
+
+
+def test_tokenizer_round_trips_any_utf8_and_knows_the_specials() -> None:
+    tokenizer = tiny_vlm.load_tokenizer()
+    text = "héllo 世界 🙂\n\t\x00 <b>&amp; ünïcödé"
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+    for special in [*tiny_vlm.SPECIAL_TOKENS, *tiny_vlm.ADDED_TOKENS]:
+        assert len(tokenizer(special)["input_ids"]) == 1, special
+    # The synthetic world's words are one token each: a forced tool call fits in 64 tokens.
+    for word in (*scenes.SHAPES, *scenes.COLOURS):
+        assert len(tokenizer(word)["input_ids"]) == 1, word
+
+
+def test_chat_template_renders_images_turns_and_tools() -> None:
+    tokenizer = tiny_vlm.load_tokenizer()
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Compare"}, {"type": "image"}, {"type": "image"}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "look", "arguments": '{"x": 1}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    tools = [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}]
+    text = tokenizer.apply_chat_template(
+        messages, tools=tools, add_generation_prompt=True, tokenize=False
+    )
+    assert text.count("<image>") == 2
+    assert "Be brief." in text and '"name": "look"' in text
+    assert '<tool_call>\n{"name": "look", "arguments": {"x": 1}}\n</tool_call>' in text
+    assert "<tool_response>\n42\n</tool_response>" in text
+    assert text.endswith("<|im_start|>assistant\n")
