@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-from typing import Any
 
 from gateway.errors import BackendUnavailable
-from tests.support.app import Api, usage_rows
+from tests.support.app import Api, chat, sse_events, usage_rows
 from tests.support.chat import MODEL
-
-
-def chat(**extra: Any) -> dict[str, Any]:
-    """A one-message chat request."""
-    return {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], **extra}
-
-
-def sse_events(text: str) -> list[Any]:
-    """The data of each SSE event, JSON-decoded ([DONE] as is)."""
-    events = []
-    for block in text.split("\n\n"):
-        if block:
-            assert block.startswith("data: "), block
-            data = block[len("data: ") :]
-            events.append(data if data == "[DONE]" else json.loads(data))
-    return events
 
 
 async def test_a_completion_is_openai_shaped_and_recorded_once(api: Api) -> None:

@@ -6,30 +6,12 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import pytest
 
 from gateway.api.choices import choice_seed, merged
 from gateway.errors import BackendUnavailable
-from tests.support.app import Api, call, usage_rows
-from tests.support.chat import MODEL
-
-
-def chat(**extra: Any) -> dict[str, Any]:
-    """A one-message chat request."""
-    return {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], **extra}
-
-
-def sse_events(text: str) -> list[Any]:
-    """The data of each SSE event, JSON-decoded ([DONE] as is)."""
-    events = []
-    for block in text.split("\n\n"):
-        if block:
-            assert block.startswith("data: "), block
-            data = block[len("data: ") :]
-            events.append(data if data == "[DONE]" else json.loads(data))
-    return events
+from tests.support.app import Api, call, chat, sse_events, usage_rows
 
 
 async def test_n_choices_come_by_index_with_usage_summed_and_recorded_once(api: Api) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gateway.triton_process import EmbeddedTriton
-from inference import tiny_model
+from inference import tiny_model, tiny_vlm
 
 
 def test_rebuilt_bit_identically_from_its_seed(
@@ -44,8 +48,12 @@ def test_tokenizer_round_trips_any_utf8_and_knows_the_specials() -> None:
         assert len(tokenizer(special)["input_ids"]) == 1, special
 
 
-def test_chat_template_renders_images_turns_and_tools() -> None:
-    tokenizer = tiny_model.build_tokenizer()
+# tiny-vlm shares the noise model's chat template; both tokenizers must render it alike.
+@pytest.mark.parametrize(
+    "load", [tiny_model.build_tokenizer, tiny_vlm.load_tokenizer], ids=["noise", "tiny-vlm"]
+)
+def test_chat_template_renders_images_turns_and_tools(load: Callable[[], Any]) -> None:
+    tokenizer = load()
     messages = [
         {"role": "system", "content": "Be brief."},
         {

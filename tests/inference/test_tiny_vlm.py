@@ -89,35 +89,3 @@ def test_tokenizer_round_trips_any_utf8_and_knows_the_specials() -> None:
     # The synthetic world's words are one token each: a forced tool call fits in 64 tokens.
     for word in (*scenes.SHAPES, *scenes.COLOURS):
         assert len(tokenizer(word)["input_ids"]) == 1, word
-
-
-def test_chat_template_renders_images_turns_and_tools() -> None:
-    tokenizer = tiny_vlm.load_tokenizer()
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {
-            "role": "user",
-            "content": [{"type": "text", "text": "Compare"}, {"type": "image"}, {"type": "image"}],
-        },
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "c1",
-                    "type": "function",
-                    "function": {"name": "look", "arguments": '{"x": 1}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "42"},
-    ]
-    tools = [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}]
-    text = tokenizer.apply_chat_template(
-        messages, tools=tools, add_generation_prompt=True, tokenize=False
-    )
-    assert text.count("<image>") == 2
-    assert "Be brief." in text and '"name": "look"' in text
-    assert '<tool_call>\n{"name": "look", "arguments": {"x": 1}}\n</tool_call>' in text
-    assert "<tool_response>\n42\n</tool_response>" in text
-    assert text.endswith("<|im_start|>assistant\n")

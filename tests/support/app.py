@@ -2,6 +2,7 @@
 
 :func:`prepared_database` migrates a database and makes one organisation and key per tier
 the tests use; :class:`Api` is one app with its test client, scripted backend and keys;
+:func:`chat` and :func:`sse_events` build a request and read an SSE body;
 :func:`call` sends one request straight to the ASGI app with a ``receive`` that reports the
 client leaving when the test says so (the test client's transport only reports it after the
 response).
@@ -10,6 +11,7 @@ response).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,10 +27,27 @@ from gateway.db.engine import create_engine, session_factory
 from gateway.db.models import UsageRecord
 from gateway.settings import Settings
 from tests.support.backend import ScriptedBackend
+from tests.support.chat import MODEL
 
 T = TypeVar("T")
 # The "tight" tier: one request at a time, 2,000 tokens a minute, for every model.
 TIGHT = {"concurrency": 1, "tpm": 2_000}
+
+
+def chat(**extra: Any) -> dict[str, Any]:
+    """A one-message chat request."""
+    return {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], **extra}
+
+
+def sse_events(text: str) -> list[Any]:
+    """The data of each SSE event, JSON-decoded ([DONE] as is)."""
+    events = []
+    for block in text.split("\n\n"):
+        if block:
+            assert block.startswith("data: "), block
+            data = block[len("data: ") :]
+            events.append(data if data == "[DONE]" else json.loads(data))
+    return events
 
 
 async def _make_keys(url: str) -> dict[str, str]:
