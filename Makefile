@@ -40,7 +40,7 @@ bench: install
 	$(PY) -m bench.http_protocol_bench
 	$(PY) -m inference.evaluate
 
-# Retrain the shipped tiny-vlm checkpoint (inference/weights/tiny-vlm, not the default yet;
+# Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm;
 # ~15 min on 2 cores); `make eval` prints its accuracy per task and tokens/s.
 train: install
 	$(PY) -m inference.train

@@ -52,7 +52,7 @@ from PIL import Image
 from gateway.triton_process import EmbeddedTriton
 from inference import contract
 
-MODEL = "visiongate/tiny-random-llava"
+MODEL = "visiongate/tiny-vlm"
 INSTANT_MODEL = Path(__file__).resolve().parent / "instant_model"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))

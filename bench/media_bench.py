@@ -57,7 +57,7 @@ def _body(url: str, count: int = 1, kind: str = "image") -> bytes:
     part = {"type": f"{kind}_url", f"{kind}_url": {"url": url}}
     message = {"role": "user", "content": [{"type": "text", "text": "What's in this?"}]}
     message["content"].extend([part] * count)  # type: ignore[attr-defined]
-    return json.dumps({"model": "visiongate/tiny-random-llava", "messages": [message]}).encode()
+    return json.dumps({"model": "visiongate/tiny-vlm", "messages": [message]}).encode()
 
 
 async def _time(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:

@@ -30,9 +30,9 @@ class ModelSettings(BaseModel):
 
 DEFAULT_MODELS = [
     ModelSettings(
-        id="visiongate/tiny-random-llava",
-        description="An untrained miniature LLaVA built from a seed: every mechanism is real, "
-        "its words are random noise.",
+        id="visiongate/tiny-vlm",
+        description="A tiny LLaVA trained on synthetic scenes of coloured shapes: it knows "
+        "only that world, and answers anything else with confident nonsense.",
     )
 ]
 
@@ -53,8 +53,7 @@ class Settings(BaseSettings):
     # None: the repository installed with the inference package (gateway/triton_process.py).
     model_repository: Path | None = None
 
-    # Where the default model is built (by the model, which reads VISIONGATE_CACHE_DIR too)
-    # and the default SQLite database lives.
+    # Where the default SQLite database lives.
     cache_dir: Path = Path.home() / ".cache" / "visiongate"
 
     # Storage (docs/admin.md). None: sqlite+aiosqlite at $VISIONGATE_CACHE_DIR/visiongate.db.

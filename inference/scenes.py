@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 # Bump when anything below changes what is drawn or said.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -254,16 +254,16 @@ RAMBLE_WORDS = (
 
 SINGLE_TASKS = ("colour", "shape", "count", "position", "describe", "background")
 MIX = (
-    ("colour", 2),
-    ("shape", 2),
-    ("count", 2),
+    ("colour", 1.5),
+    ("shape", 1.5),
+    ("count", 1.5),
     ("position", 1.5),
     ("describe", 1.5),
     ("background", 0.5),
-    ("multi", 3),
+    ("multi", 5),
     ("video", 1.5),
-    ("json", 2),
-    ("tool", 2),
+    ("json", 3),
+    ("tool", 2.5),
     ("ramble", 0.7),
 )
 TASKS = tuple(task for task, _ in MIX)
@@ -498,7 +498,7 @@ class Scenes:
         else:
             letters = "abcdefghijklmnopqrstuvwxyz      ,.?!0123456789"
             prompt = "".join(rng.choice(letters) for _ in range(rng.randint(1, 40))).strip() or "x"
-        words = [rng.choice(RAMBLE_WORDS) for _ in range(rng.randint(16, 40))]
+        words = [rng.choice(RAMBLE_WORDS) for _ in range(rng.randint(60, 200))]
         text = " ".join(words).replace(" ,", ",")
         images = [self.scene() for _ in range(rng.choice((0, 0, 1, 2)))]
         return Sample("ramble", self._user(prompt, len(images)), text, images, ends=False)

@@ -6,9 +6,8 @@ byte-level BPE tokenizer (learnt on the same data; any UTF-8 text still round-tr
 ChatML special tokens, and a chat template that handles several images per turn,
 multi-turn chats and Hermes-style tools. The trained checkpoint ships in the package
 (``inference/weights/tiny-vlm/``, Hugging Face layout) with a manifest of its recipe and the
-SHA-256 of every file, and is loaded by the same code that loads any checkpoint. It is meant
-to replace the noise model (``inference/tiny_model.py``) as the default once it reaches its
-accuracy targets (docs/inference.md).
+SHA-256 of every file, and is loaded by the same code that loads any checkpoint. It is the
+default model: what it can and cannot do is in docs/inference.md.
 """
 
 from __future__ import annotations
@@ -19,34 +18,50 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-# The same chat format as the noise model: ChatML, Hermes tools, one <image> per picture.
-from inference.tiny_model import (
-    ADDED_TOKENS,
-    CHAT_TEMPLATE,
-    CONTEXT_LENGTH,
-    PATCH_SIZE,
-    SPECIAL_TOKENS,
-)
+from inference.chat_format import ADDED_TOKENS, CHAT_TEMPLATE, CONTEXT_LENGTH, SPECIAL_TOKENS
 
 MODEL_ID = "visiongate/tiny-vlm"
 SHIPPED = Path(__file__).parent / "weights" / "tiny-vlm"
 MANIFEST = "manifest.json"
 
-IMAGE_SIZE = 48
-VOCAB_SIZE = 2048
+IMAGE_SIZE = 96
+# 32-pixel patches: a 3 × 3 grid, one patch for each cell a scene places its shapes in.
+PATCH_SIZE = 32
+GRID = IMAGE_SIZE // PATCH_SIZE
+POSITION_STD = 1.0
+VOCAB_SIZE = 4096
+JSON_PUNCTUATION = r'[{}\[\]":,]+'
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = VOCAB_SIZE) -> Any:
     """A byte-level BPE tokenizer learnt on ``corpus``, plus the chat and image specials.
 
     Its alphabet is all 256 bytes, so any UTF-8 text round-trips; the merges make the
-    synthetic world's words and JSON punctuation one token each.
+    synthetic world's words, phrases and JSON punctuation runs one token each. The corpus
+    carries no ``<tool_call>`` tags (train.corpus): they are added tokens, and a merge that
+    spelt one would let plain text become the control token.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # JSON punctuation is split from the rest, so no token joins a key to its value or a
+    # value to what follows it (guided decoding of any schema can close every string), while
+    # prose merges across spaces (the tools preamble is a few tokens, not a few hundred).
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(JSON_PUNCTUATION), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -78,13 +93,13 @@ def new_model(tokenizer: Any, seed: int) -> Any:
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     vision = CLIPVisionConfig(
-        hidden_size=96,
-        intermediate_size=192,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        hidden_size=192,
+        intermediate_size=768,
+        num_hidden_layers=3,
+        num_attention_heads=6,
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,
-        projection_dim=96,
+        projection_dim=192,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -103,12 +118,16 @@ def new_model(tokenizer: Any, seed: int) -> Any:
         vision_config=vision,
         text_config=text,
         image_token_index=ids["<image>"],
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy="full",  # the CLS token too: the whole picture's summary
         vision_feature_layer=-1,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
+        # CLIP's usual 0.02 leaves a patch's position a hundredth of what it carries, too
+        # little to learn where a shape is; as loud as the patch's content, it is learnt.
+        embeddings = model.model.vision_tower.embeddings
+        torch.nn.init.normal_(embeddings.position_embedding.weight, std=POSITION_STD)
     model.generation_config = GenerationConfig(
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],
@@ -128,15 +147,15 @@ def new_processor(tokenizer: Any) -> Any:
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=PATCH_SIZE,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # the CLS token the "default" strategy drops
+        vision_feature_select_strategy="full",
+        num_additional_image_tokens=1,  # the CLS token, kept
         chat_template=CHAT_TEMPLATE,
     )
 
 
 def image_tokens() -> int:
-    """How many ``<image>`` tokens one image becomes."""
-    return (IMAGE_SIZE // PATCH_SIZE) ** 2
+    """How many ``<image>`` tokens one image becomes: the CLS token and one per patch."""
+    return 1 + GRID**2
 
 
 def save(directory: Path, model: Any, processor: Any, recipe: dict[str, Any]) -> None:

@@ -63,7 +63,7 @@ def local_services() -> None:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh VISIONGATE_CACHE_DIR: the default model is built from its seed in this session."""
+    """A fresh VISIONGATE_CACHE_DIR: the session's own SQLite database lives there."""
     path = tmp_path_factory.mktemp("visiongate-cache")
     os.environ["VISIONGATE_CACHE_DIR"] = str(path)
     return path

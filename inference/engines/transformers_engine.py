@@ -18,7 +18,7 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from inference import tiny_model
+from inference import tiny_vlm
 from inference.contract import Capabilities, Final, FinishReason, GenerateRequest
 from inference.detokenize import TextStream
 from inference.engines.base import Hooks, Media, RequestError
@@ -133,8 +133,8 @@ class TransformersEngine:
         tool_parser: str = "hermes",
         max_tool_calls: int = 4,
     ) -> TransformersEngine:
-        """Load ``model_path``, or build and load the embedded default model when it is empty."""
-        path = Path(model_path) if model_path else tiny_model.ensure_built()
+        """Load ``model_path``, or the shipped default model (tiny-vlm) when it is empty."""
+        path = Path(model_path) if model_path else tiny_vlm.default_path()
         marker = path / "VISIONGATE_MODEL_ID"
         model_id = marker.read_text().strip() if marker.exists() else path.name
         device = _pick_device(device)

@@ -1,9 +1,10 @@
 """The default model sees: what it answers about a picture proves the picture reached it.
 
 Through the `openai` SDK, `visiongate serve` and the real Triton: a scene's colour and shape
-come back right from every media source; with two and with five images, and with a video's
-frames, the answer follows their order; JSON and forced tool calls validate and carry the
-scene's values. Every call is greedy (temperature 0), so the answers are repeatable.
+come back right from every media source; with two and with five images (asked which colour
+comes first and last), and with a video's frames, the answer follows their order; JSON and
+forced tool calls validate and carry the scene's values. Every call is greedy (temperature
+0), so the answers are repeatable.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ from tests.support.media import MediaServer, data_uri, media_server
 from tests.support.processes import start_gateway
 from tests.support.scenes import colour_video, picture, picture_uri, scene
 
-# visiongate/tiny-vlm (inference/weights/tiny-vlm) misses its accuracy targets, so the
-# noise model is still the default, and nothing here can pass on it (docs/inference.md).
-pytestmark = pytest.mark.skip(
-    reason="the default model is still the noise model: these run once visiongate/tiny-vlm "
-    "(trained, below its accuracy targets) becomes the default (issue 14)"
-)
-
 RED_CIRCLE = scene("red", "circle", "top left")
 BLUE_TRIANGLE = scene("blue", "triangle", "bottom right", seed=1)
 GREEN_SQUARES = scene("green", "square", count=3, seed=2)
+
+# The shipped checkpoint answers "which image is ..." right about a third of the time
+# (docs/inference.md); the order of several images is proven by asking which colour comes
+# first and last instead (below).
+CANNOT_TELL_PICTURES_APART = pytest.mark.skip(
+    reason="visiongate/tiny-vlm misses its two-to-five-image target (34 %, target 95 %; "
+    "issue 14): these run once a checkpoint meets it"
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,7 @@ def test_a_large_picture_resized_by_the_processor_is_still_recognised(
     assert text(say(client, "What shape is this?", image(big))) == "A triangle."
 
 
+@CANNOT_TELL_PICTURES_APART
 def test_two_images_keep_their_order(client: openai.OpenAI) -> None:
     red, blue = picture_uri(RED_CIRCLE), picture_uri(BLUE_TRIANGLE)
     question = "Which image is red, the first or the second?"
@@ -122,12 +125,22 @@ def test_two_images_keep_their_order(client: openai.OpenAI) -> None:
     assert text(say(client, question, image(blue), image(red))) == "The second."
 
 
+@CANNOT_TELL_PICTURES_APART
 def test_five_images_keep_their_order(client: openai.OpenAI) -> None:
     colours = ["orange", "cyan", "purple", "yellow", "pink"]
     images = [image(picture_uri(scene(c, "circle", seed=i))) for i, c in enumerate(colours)]
     for i, colour in enumerate(colours):
         answer = text(say(client, f"Which image is {colour}?", *images))
         assert answer == f"The {ORDINALS[i]}.", colour
+
+
+@pytest.mark.parametrize(
+    "colours", [["red", "blue"], ["blue", "red"], ["orange", "cyan", "purple", "yellow", "pink"]]
+)
+def test_several_images_keep_their_order(client: openai.OpenAI, colours: list[str]) -> None:
+    images = [image(picture_uri(scene(c, "circle", seed=i))) for i, c in enumerate(colours)]
+    assert text(say(client, "Which colour comes first?", *images)) == f"{colours[0].title()}."
+    assert text(say(client, "Which colour comes last?", *images)) == f"{colours[-1].title()}."
 
 
 def test_a_videos_frames_arrive_in_order(

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from inference import tiny_model
+from inference import tiny_vlm
 from inference.contract import GenerateRequest, Guide, Message
 from inference.engines.base import RequestError
 from inference.engines.trtllm_mapping import sampling_kwargs
@@ -47,7 +47,7 @@ DANGLING = {
 
 @pytest.fixture(scope="module")
 def guidance() -> Guidance:
-    tokenizer = tiny_model.build_tokenizer()
+    tokenizer = tiny_vlm.load_tokenizer()
     return Guidance(tokenizer, len(tokenizer), [tokenizer.eos_token_id], HERMES, 4)
 
 

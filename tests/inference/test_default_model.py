@@ -1,59 +1,30 @@
-"""The embedded default model: built from its seed, the same every time, a real checkpoint."""
+"""The default model's chat format: the template tiny-vlm ships with renders chats as documented.
+
+The shipped checkpoint itself (files, manifest, recipe) is tests/inference/test_tiny_vlm.py.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import pytest
-
-from gateway.triton_process import EmbeddedTriton
-from inference import tiny_model, tiny_vlm
+from inference import chat_format, tiny_vlm
+from inference.engines.transformers_engine import TransformersEngine
 
 
-def test_rebuilt_bit_identically_from_its_seed(
-    tmp_path: Path, triton: EmbeddedTriton, cache_dir: Path
-) -> None:
-    first = tiny_model.ensure_built(seed=0, root=tmp_path / "a")
-    second = tiny_model.ensure_built(seed=0, root=tmp_path / "b")
-    other_seed = tiny_model.ensure_built(seed=1, root=tmp_path / "c")
-
-    checksum = tiny_model.weights_checksum(first)
-    assert checksum == tiny_model.weights_checksum(second)
-    assert checksum != tiny_model.weights_checksum(other_seed)
-    # The copy the Triton model built on first use in this session's cache is the same model.
-    served = cache_dir / "models" / first.name
-    assert tiny_model.weights_checksum(served) == checksum
+def test_the_default_engine_loads_the_shipped_checkpoint() -> None:
+    engine = TransformersEngine.load("", device="cpu")
+    assert engine.capabilities.model == tiny_vlm.MODEL_ID == "visiongate/tiny-vlm"
+    assert engine.capabilities.context_length == chat_format.CONTEXT_LENGTH
+    assert engine.capabilities.vision and engine.capabilities.tools
 
 
-def test_written_in_hugging_face_format(tmp_path: Path) -> None:
-    directory = tiny_model.ensure_built(seed=0, root=tmp_path)
-    config = json.loads((directory / "config.json").read_text())
-    assert config["model_type"] == "llava"
-    assert config["vision_config"]["model_type"] == "clip_vision_model"
-    assert config["text_config"]["model_type"] == "llama"
-    assert (directory / "tokenizer.json").exists() and (
-        directory / "processor_config.json"
-    ).exists()
-    assert (directory / "VISIONGATE_MODEL_ID").read_text().strip() == tiny_model.MODEL_ID
+def test_the_shipped_checkpoint_carries_the_chat_format() -> None:
+    tokenizer = tiny_vlm.load_tokenizer()
+    assert tokenizer.chat_template == chat_format.CHAT_TEMPLATE
+    for special in [*chat_format.SPECIAL_TOKENS, *chat_format.ADDED_TOKENS]:
+        assert len(tokenizer(special, add_special_tokens=False)["input_ids"]) == 1, special
 
 
-def test_tokenizer_round_trips_any_utf8_and_knows_the_specials() -> None:
-    tokenizer = tiny_model.build_tokenizer()
-    text = "héllo 世界 🙂\n\t\x00 <b>&amp; ünïcödé"
-    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
-    for special in [*tiny_model.SPECIAL_TOKENS, *tiny_model.ADDED_TOKENS]:
-        assert len(tokenizer(special)["input_ids"]) == 1, special
-
-
-# tiny-vlm shares the noise model's chat template; both tokenizers must render it alike.
-@pytest.mark.parametrize(
-    "load", [tiny_model.build_tokenizer, tiny_vlm.load_tokenizer], ids=["noise", "tiny-vlm"]
-)
-def test_chat_template_renders_images_turns_and_tools(load: Callable[[], Any]) -> None:
-    tokenizer = load()
+def test_chat_template_renders_images_turns_and_tools() -> None:
+    tokenizer = tiny_vlm.load_tokenizer()
     messages = [
         {"role": "system", "content": "Be brief."},
         {
@@ -72,13 +43,22 @@ def test_chat_template_renders_images_turns_and_tools(load: Callable[[], Any]) -
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And this?"}]},
     ]
     tools = [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}]
     text = tokenizer.apply_chat_template(
-        messages, tools=tools, add_generation_prompt=True, tokenize=False
+        messages,
+        tools=tools,
+        add_generation_prompt=True,
+        tokenize=False,
+        chat_template=chat_format.CHAT_TEMPLATE,
     )
-    assert text.count("<image>") == 2
-    assert "Be brief." in text and '"name": "look"' in text
+    # Pictures are numbered across the whole chat, in the order they were sent.
+    assert "ComparePicture 1: <image>Picture 2: <image>" in text
+    assert "Picture 3: <image>And this?" in text
+    assert text.count("<image>") == 3
+    assert text.startswith("<|im_start|>system\nBe brief.\n\n# Tools\n")
+    assert '{"type": "function", "function": {"name": "look"' in text
     assert '<tool_call>\n{"name": "look", "arguments": {"x": 1}}\n</tool_call>' in text
-    assert "<tool_response>\n42\n</tool_response>" in text
+    assert "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>" in text
     assert text.endswith("<|im_start|>assistant\n")

@@ -29,7 +29,9 @@ from inference.contract import (
 from inference.engines import Engine, Hooks, Media, RequestError
 from inference.engines.trtllm import import_error
 from inference.media import decode_media
+from inference.scenes import Scene
 from tests.support.media import image_bytes
+from tests.support.scenes import picture, scene
 from tests.support.schemas import DETECTIONS, PARAMETERS, TOOLS
 from tests.support.triton_client import user
 
@@ -121,6 +123,14 @@ def images(*seeds: int) -> Media:
     return decode_media([image_bytes(seed) for seed in seeds], [], [])
 
 
+# Pictures from the default model's synthetic world: different in colour and in shape.
+RED_CIRCLE, BLUE_SQUARE = scene("red", "circle"), scene("blue", "square", "top left")
+
+
+def pictures(*scenes: Scene) -> Media:
+    return decode_media([picture(s) for s in scenes], [], [])
+
+
 def greedy(*parts: Any, max_tokens: int = 16, **fields: Any) -> GenerateRequest:
     return GenerateRequest(
         messages=[user(*parts)], max_tokens=max_tokens, temperature=0.0, **fields
@@ -134,19 +144,20 @@ def counts(run: Run) -> tuple[int, int]:
 
 def test_images_reach_the_model_and_count_in_prompt_tokens(engine: Engine) -> None:
     assert engine.capabilities.vision
-    text_only = generate(engine, greedy("Describe it."))
-    one = generate(engine, greedy("Describe it.", ImagePart(0)), images(1))
-    other = generate(engine, greedy("Describe it.", ImagePart(0)), images(2))
+    text_only = generate(engine, greedy("Describe the image."))
+    one = generate(engine, greedy("Describe the image.", ImagePart(0)), pictures(RED_CIRCLE))
+    other = generate(engine, greedy("Describe the image.", ImagePart(0)), pictures(BLUE_SQUARE))
     assert counts(one)[0] > counts(text_only)[0], "an image adds prompt tokens"
     assert counts(one)[0] == counts(other)[0]
     assert one.text != other.text, "the answer depends on the image"
 
 
 def test_two_images_go_in_in_order(engine: Engine) -> None:
-    ask = greedy("Compare the first with the second.", ImagePart(0), ImagePart(1))
-    forward = generate(engine, ask, images(1, 2))
-    backward = generate(engine, ask, images(2, 1))
-    one = generate(engine, greedy("Compare the first with the second.", ImagePart(0)), images(1))
+    question = "Which colour comes first?"
+    ask = greedy(question, ImagePart(0), ImagePart(1))
+    forward = generate(engine, ask, pictures(RED_CIRCLE, BLUE_SQUARE))
+    backward = generate(engine, ask, pictures(BLUE_SQUARE, RED_CIRCLE))
+    one = generate(engine, greedy(question, ImagePart(0)), pictures(RED_CIRCLE))
     assert counts(forward)[0] == counts(backward)[0] > counts(one)[0]
     assert forward.text != backward.text
 
@@ -192,10 +203,10 @@ def test_cancelling_stops_generation(engine: Engine) -> None:
 
 
 def test_stop_strings_end_generation_without_being_sent(engine: Engine) -> None:
-    full = generate(engine, greedy("Talk.", max_tokens=64))
+    full = generate(engine, greedy("Tell me a story.", max_tokens=64))
     assert len(full.text) >= 12, full.text
     stop = full.text[10:12]
-    cut = generate(engine, greedy("Talk.", max_tokens=64, stop=[stop]))
+    cut = generate(engine, greedy("Tell me a story.", max_tokens=64, stop=[stop]))
     assert cut.text == full.text[: full.text.index(stop)]
     assert cut.final is not None and cut.final.finish_reason == "stop"
     assert counts(cut)[1] < counts(full)[1]
@@ -203,7 +214,8 @@ def test_stop_strings_end_generation_without_being_sent(engine: Engine) -> None:
 
 def test_seeds_are_reproducible(engine: Engine) -> None:
     def ask(seed: int) -> GenerateRequest:
-        return GenerateRequest(messages=[user("Describe.")], max_tokens=24, seed=seed)
+        # A rambling answer: many likely words at each step, so seeds tell apart.
+        return GenerateRequest(messages=[user("Tell me a story.")], max_tokens=24, seed=seed)
 
     first, again, other = (generate(engine, ask(seed)) for seed in (11, 11, 12))
     assert first.text and first.text == again.text
@@ -225,8 +237,13 @@ def test_penalties_are_applied(engine: Engine) -> None:
     ids=["json_object", "json_schema"],
 )
 def test_guided_json_is_valid(engine: Engine, guide: Guide) -> None:
-    request = GenerateRequest(messages=[user("Objects?")], max_tokens=2000, seed=0, guide=guide)
-    run = generate(engine, request)
+    request = GenerateRequest(
+        messages=[user("Describe the image as JSON.", ImagePart(0))],
+        max_tokens=2000,
+        seed=0,
+        guide=guide,
+    )
+    run = generate(engine, request, pictures(RED_CIRCLE))
     assert run.final is not None and run.final.finish_reason == "stop"
     value = json.loads(run.text)
     assert isinstance(value, dict)
@@ -251,7 +268,7 @@ def test_a_forced_tool_call_is_valid(engine: Engine) -> None:
 
 
 def test_token_counts_are_exact(engine: Engine) -> None:
-    ask = "Count from one to one hundred."
+    ask = "Tell me a story."  # one that never ends by itself within 5 tokens
     run = generate(engine, greedy(ask, max_tokens=5))
     processor = cast(Any, engine).processor
     expected = processor.apply_chat_template(
@@ -261,9 +278,8 @@ def test_token_counts_are_exact(engine: Engine) -> None:
         return_dict=True,
     )["input_ids"][0]
     assert counts(run)[0] == len(expected)
-    assert counts(run)[1] == run.tokens
-    if counts(run)[1] == 5:
-        assert run.final is not None and run.final.finish_reason == "length"
+    assert counts(run)[1] == run.tokens == 5
+    assert run.final is not None and run.final.finish_reason == "length"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Guided decoding and tool calls through Triton: valid output even from an untrained model."""
+"""Guided decoding and tool calls through Triton: valid output whatever the model would say."""
 
 from __future__ import annotations
 

@@ -42,10 +42,10 @@ def test_written_in_hugging_face_format() -> None:
 
 def test_training_is_deterministic_from_its_seed(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        train.train(tmp_path / name, seed=7, steps=2, batch=2)
+        train.train(tmp_path / name, seed=7, steps=2, batch=2, vision_steps=2)
     first, second = (tiny_vlm.file_checksums(tmp_path / name) for name in ("a", "b"))
     assert first == second
-    train.train(tmp_path / "c", seed=8, steps=2, batch=2)
+    train.train(tmp_path / "c", seed=8, steps=2, batch=2, vision_steps=2)
     other = tiny_vlm.file_checksums(tmp_path / "c")
     assert other["model.safetensors"] != first["model.safetensors"]
 

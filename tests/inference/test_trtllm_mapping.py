@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from llguidance import LLMatcher
 
-from inference import tiny_model
+from inference import tiny_vlm
 from inference.contract import (
     GenerateRequest,
     Guide,
@@ -110,7 +110,7 @@ def test_stop_strings_stay_with_the_engine_not_tensorrt_llm() -> None:
 
 @pytest.fixture(scope="module")
 def guidance() -> Guidance:
-    tokenizer = tiny_model.build_tokenizer()
+    tokenizer = tiny_vlm.load_tokenizer()
     return Guidance(
         tokenizer, len(tokenizer), [tokenizer.eos_token_id], tool_call_format("hermes"), 4
     )
@@ -137,9 +137,9 @@ def test_json_object_grammar_takes_compact_objects_only(guidance: Guidance) -> N
 
 def test_json_schema_grammar_enforces_the_schema(guidance: Guidance) -> None:
     lark = lark_for(guidance, Guide(type="json_schema", json_schema=DETECTIONS))
-    cat = {"label": "cat", "kind": "animal", "box": [0, 0.5, 1, 1]}
-    valid = {"objects": [cat], "confidence": 0.5}
-    invalid = {"objects": [{"label": "cat", "box": [0, 0, 1, 1]}], "confidence": 0.5}
+    cat = {"label": "cat", "kind": "animal", "box": [0, 500, 1000, 1000]}
+    valid = {"objects": [cat], "confidence": 50}
+    invalid = {"objects": [{"label": "cat", "box": [0, 0, 1, 1]}], "confidence": 50}
     assert accepts(guidance, lark, json.dumps(valid, separators=(",", ":")))
     assert not accepts(guidance, lark, json.dumps(invalid, separators=(",", ":")))
 

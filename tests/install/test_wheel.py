@@ -40,7 +40,7 @@ DATA_FILES = (
     "inference/model_repository/vlm/config.pbtxt",
     "inference/weights/tiny-vlm/*",
 )
-MODEL = "visiongate/tiny-random-llava"
+MODEL = "visiongate/tiny-vlm"
 # Installing torch and the other dependencies takes a minute or two, Triton's start another.
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,11 +7,11 @@ from typing import Any
 import openai
 import pytest
 
-from tests.support.chat import MODEL, reserved
+from tests.support.chat import MODEL, prompt_tokens, reserved
 from tests.support.stack import Stack
 
 MESSAGES: Any = [{"role": "user", "content": "Hi"}]
-PROMPT = reserved(0)  # the prompt's estimate, exact for the default model's ASCII prompt
+PROMPT = reserved(0)  # what admission reserves for the prompt
 
 
 async def test_n_reserves_n_completions_and_records_one_summed_row(stack: Stack) -> None:
@@ -30,7 +30,7 @@ async def test_n_reserves_n_completions_and_records_one_summed_row(stack: Stack)
             completion.usage.prompt_tokens,
             completion.usage.completion_tokens,
         )
-        assert row.prompt_tokens == PROMPT  # counted once, as OpenAI does
+        assert row.prompt_tokens == prompt_tokens()  # counted once, as OpenAI does
 
         streamed = await client.chat.completions.with_raw_response.create(
             model=MODEL,

@@ -15,7 +15,6 @@ from openai import APIStatusError
 
 from gateway.db.models import UsageRecord
 from tests.support.chat import MODEL, chat, image_message, open_stream, reserved
-from tests.support.schemas import TOOLS
 from tests.support.stack import Stack
 
 
@@ -99,7 +98,7 @@ async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
     org = "lh-reserve"  # 2,000 tokens per minute: 30 ms of refill per token
     key = stack.keys[org]
     async with stack.http(key) as http:
-        # Admitted ("Hi" + template + 576 per image + 1,000 reserved), then refused by intake.
+        # Admitted (the estimate of "Hi" and an image, and 1,000), then refused by intake.
         body = chat(1_000)
         body["messages"][0]["content"] = [
             {"type": "text", "text": "Hi"},
@@ -107,7 +106,8 @@ async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
         ]
         failed = await http.post("/v1/chat/completions", json=body)
         assert failed.status_code == 400
-        assert failed.headers["x-ratelimit-remaining-tokens"] == str(2_000 - reserved(1_000) - 576)
+        left = failed.headers["x-ratelimit-remaining-tokens"]
+        assert left == str(2_000 - reserved(1_000, images=1))
 
         # It used nothing, so all of it came back: the next request sees a full bucket.
         started = time.monotonic()
@@ -124,7 +124,7 @@ async def test_the_reservation_is_settled_to_real_usage(stack: Stack) -> None:
 
     small_used = small.json()["usage"]["total_tokens"]
     long_used = long.json()["usage"]["total_tokens"]
-    assert long_used + 100 < reserved(50) + 576  # so the two accountings differ
+    assert long_used + 100 < reserved(50, images=1)  # so the two accountings differ
     charged = small_used + long_used + reserved(1)
     remaining = int(probe.headers["x-ratelimit-remaining-tokens"])
     assert 2_000 - charged - 1 <= remaining <= 2_000 - charged + elapsed_ms / 30 + 1
@@ -163,9 +163,10 @@ async def test_graceful_shutdown_finishes_and_records_requests_in_flight(stack: 
 
 async def test_a_client_leaving_before_any_output_is_charged_its_prompt(stack: Stack) -> None:
     org = "lh-prefill"
-    # A forced tool call shows no content, and a completion is sent whole at its end: the
-    # client below leaves while the model generates, before it has seen anything.
-    body = chat(1, tools=TOOLS, tool_choice="required")
+    # A completion is sent whole at its end, and the default model rambles on this prompt
+    # until max_tokens: the client below leaves while the model generates, before it has
+    # seen anything.
+    body = chat(1, "Tell me a story.")
     async with stack.http(stack.keys[org]) as http:
         finished = await http.post("/v1/chat/completions", json=body)
         assert finished.status_code == 200, finished.text

@@ -20,7 +20,7 @@ def test_sigterm_lets_a_running_stream_finish_and_records_its_usage(
 ) -> None:
     gateway = start_gateway(triton.grpc_url, tmp_path / "gateway.log", api_key)
     body = {
-        "model": "visiongate/tiny-random-llava",
+        "model": "visiongate/tiny-vlm",
         "messages": [{"role": "user", "content": "Hi"}],
         "max_tokens": 600,
         "temperature": 0,

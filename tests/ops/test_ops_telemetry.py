@@ -67,7 +67,7 @@ async def test_a_request_has_a_server_span_with_genai_attributes_and_stage_child
     server = [s for s in spans if s.name == "POST /v1/chat/completions"]
     assert len(server) == 1
     attrs = dict(server[0].attributes or {})
-    assert attrs["gen_ai.request.model"] == "visiongate/tiny-random-llava"
+    assert attrs["gen_ai.request.model"] == "visiongate/tiny-vlm"
     assert attrs["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
     assert attrs["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
     assert attrs["gen_ai.server.time_to_first_token"] > 0
@@ -108,8 +108,8 @@ async def test_metrics_count_requests_tokens_ttft_and_rejections(app: Instrument
         for a, p in requests
         if a["route"] == "/v1/chat/completions"
     }
-    assert by_status[("200", "visiongate/tiny-random-llava", "enterprise")] >= 1
-    assert by_status[("400", "visiongate/tiny-random-llava", "enterprise")] >= 1
+    assert by_status[("200", "visiongate/tiny-vlm", "enterprise")] >= 1
+    assert by_status[("400", "visiongate/tiny-vlm", "enterprise")] >= 1
     assert by_status[("401", "", "")] >= 1
     tokens = {a["type"]: p.value for a, p in _points(app.metrics, "visiongate.tokens")}  # type: ignore[attr-defined]
     assert tokens["input"] > 0 and tokens["output"] > 0

@@ -73,8 +73,9 @@ def test_page_and_assets_are_served_without_a_key(gateway: GatewayProcess) -> No
 
 def test_image_question_streams_an_answer_with_usage_and_headers(page: Page, free_key: str) -> None:
     use_key(page, free_key)
-    # The default model is noise, and the page says so.
-    expect(page.locator("#model-note")).to_contain_text("random noise")
+    # The default model knows only synthetic scenes, and the page says so, highlighted.
+    expect(page.locator("#model-note")).to_contain_text("synthetic scenes of coloured shapes")
+    expect(page.locator("#model-note")).to_have_class(re.compile(r"\bwarning\b"))
     page.fill("#system", "You describe pictures.")
     page.fill("#max-tokens", "24")
     page.set_input_files("#image-file", [png("cat.png", seed=1)])
@@ -95,7 +96,7 @@ def test_image_question_streams_an_answer_with_usage_and_headers(page: Page, fre
     expect(answer).not_to_be_empty()
     expect(page.locator("#usage")).to_contain_text("finish reason")
     assert NUMBER.match(stat(page, "usage", "prompt tokens"))
-    # Unseeded noise: the model may sample its end token before the 24-token budget runs out.
+    # Unseeded: the model may sample its end token before the 24-token budget runs out.
     completion = int(stat(page, "usage", "completion tokens"))
     finish = stat(page, "usage", "finish reason")
     assert 1 <= completion <= 24
@@ -212,8 +213,8 @@ def sse(*chunks: dict[str, Any]) -> str:
 
 
 def test_tool_calls_in_the_stream_are_shown_and_kept(page: Page, free_key: str) -> None:
-    # The noise model finishes a guided tool call only by luck within a few hundred tokens,
-    # so this test answers with a fixed stream of tool-call deltas in the API's shape.
+    # What the page shows of a streamed call is the page's to test, not the model's: this test
+    # answers with a fixed stream of tool-call deltas in the API's shape.
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather"}}
     stream = sse(
         {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},

@@ -7,6 +7,7 @@ through the ``openai`` SDK (:func:`ask`, :func:`refused`), and a streamed answer
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,9 +17,13 @@ import httpx
 import openai
 import pytest
 
+from gateway.limits import estimate_prompt
+from gateway.settings import Settings
+from inference import tiny_vlm
+from inference.prompt_cost import measure as measure_prompt_cost
 from tests.support.media import image_data_uri
 
-MODEL = "visiongate/tiny-random-llava"
+MODEL = tiny_vlm.MODEL_ID
 # In the ops tests' prompts, to prove that prompts never reach the logs.
 PROMPT_MARKER = "zebra-quartz-ops-prompt-7731"
 
@@ -50,18 +55,55 @@ def image_message(text: str = "What's in this image?", seed: int = 0) -> dict[st
     }
 
 
-# What the default model's ChatML template adds to one user turn and the generation prompt,
-# in tokens of its byte-level tokenizer (one per byte): the model measures and reports it.
-CHATML_TURN_TOKENS = 19
+@functools.cache
+def _processor() -> Any:
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(tiny_vlm.default_path())
 
 
-def reserved(max_tokens: int, content: str = "Hi") -> int:
-    """The tokens admission reserves for ``chat(max_tokens, content)`` (docs/admin.md).
+def reserved(max_tokens: int, content: str = "Hi", images: int = 0) -> int:
+    """The tokens admission reserves for one user message of ``content`` and ``images``.
 
-    The default model's prompt estimate is exact for ASCII text: one token per character
-    plus the template's own tokens.
+    The gateway's prompt estimate (docs/admin.md) with the prompt cost the default model
+    measures of its own tokenizer and template, as its capabilities report it, plus the
+    completion's ceiling: what ``chat(max_tokens, content)`` reserves, exactly.
     """
-    return len(content) + CHATML_TURN_TOKENS + max_tokens
+    prompt = estimate_prompt(
+        Settings(),
+        measure_prompt_cost(_processor()),
+        text_chars=len(content),
+        messages=1,
+        images=images,
+        video_frames=0,
+    )
+    return prompt + max_tokens
+
+
+def prompt_tokens(content: str = "Hi") -> int:
+    """The prompt tokens the default model really counts for ``chat(max_tokens, content)``."""
+    messages = [{"role": "user", "content": content}]
+    text = _processor().apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(_processor().tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def asked_tokens(images: int) -> int:
+    """The prompt tokens the default model counts for :func:`ask` with ``images`` pictures.
+
+    Each picture costs its image tokens and its number in the template ("Picture 2: "),
+    which need not tokenise alike for every number.
+    """
+    from PIL import Image
+
+    content = [{"type": "text", "text": "Describe."}, *({"type": "image"} for _ in range(images))]
+    inputs = _processor().apply_chat_template(
+        [{"role": "user", "content": content}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        processor_kwargs={"images": [Image.new("RGB", (48, 40))] * images or None},
+    )
+    return len(inputs["input_ids"][0])
 
 
 def image(url: str) -> dict[str, Any]:

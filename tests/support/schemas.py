@@ -1,4 +1,10 @@
-"""Tools and JSON Schemas for the guided-decoding tests, on the inference and the API side."""
+"""Tools and JSON Schemas for the guided-decoding tests, on the inference and the API side.
+
+Every object is closed (``additionalProperties: false``, as OpenAI's strict mode requires)
+and every string and number bounded (numbers are bounded integers: a JSON number's digits
+have no limit): an open object lets a model that knows nothing of weather add keys without
+end, so a call would finish by luck, not by the grammar.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ WEATHER = {
                 "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
             },
             "required": ["location"],
+            "additionalProperties": False,
         },
     },
 }
@@ -33,6 +40,7 @@ INVENTORY = {
                     "type": "object",
                     "properties": {"indoor": {"type": "boolean"}},
                     "required": ["indoor"],
+                    "additionalProperties": False,
                 },
                 "items": {
                     "type": "array",
@@ -68,9 +76,9 @@ DETECTIONS = {
                 "properties": {
                     "label": {"type": "string", "maxLength": 12},
                     "kind": {"enum": ["animal", "thing", "person"]},
-                    "box": {
+                    "box": {  # in thousandths of the picture, as Qwen2-VL writes boxes
                         "type": "array",
-                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                        "items": {"type": "integer", "minimum": 0, "maximum": 1000},
                         "minItems": 4,
                         "maxItems": 4,
                     },
@@ -79,7 +87,7 @@ DETECTIONS = {
                 "additionalProperties": False,
             },
         },
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "confidence": {"type": "integer", "minimum": 0, "maximum": 100},  # per cent
     },
     "required": ["objects", "confidence"],
     "additionalProperties": False,
@@ -96,4 +104,5 @@ CAPTION = {
         "people": {"type": "integer", "minimum": 0, "maximum": 20},
     },
     "required": ["caption", "tags", "people"],
+    "additionalProperties": False,
 }

@@ -155,8 +155,9 @@ function describeModel() {
     caps.json_mode ? "JSON mode" : "no JSON mode",
   ];
   note.textContent = `${description || model.id} (${can.join(", ")})`;
-  // The default model is untrained on purpose; say so loudly so nobody judges the API by it.
-  note.classList.toggle("warning", /noise|untrained|random/i.test(description));
+  // The default model knows only its synthetic world; say so loudly so nobody judges the API
+  // by what it says about a real photograph.
+  note.classList.toggle("warning", /synthetic|untrained|nonsense/i.test(description));
   note.hidden = false;
 }
 
