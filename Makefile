@@ -41,7 +41,8 @@ bench: install
 	$(PY) -m inference.evaluate
 
 # Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm;
-# ~15 min on 2 cores); `make eval` prints its accuracy per task and tokens/s.
+# about 30 min on one core of a 2-core machine doing other work); `make eval` prints its
+# accuracy per task and tokens/s.
 train: install
 	$(PY) -m inference.train
 
