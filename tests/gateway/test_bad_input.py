@@ -7,7 +7,6 @@ plain text they are, with or without images.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,10 +15,8 @@ import httpx
 import openai
 import pytest
 from PIL import Image
-from transformers import AutoProcessor
 
-from inference import tiny_vlm
-from tests.support.chat import MODEL, image_message
+from tests.support.chat import MODEL, image_message, processor
 from tests.support.processes import GatewayProcess
 
 CHAT = "/v1/chat/completions"
@@ -202,11 +199,6 @@ def prompt_tokens(client: openai.OpenAI, messages: list[Any], **extra: Any) -> i
 TOKENS = ["<image>", "<|im_end|>", "<tool_call>"]
 
 
-@functools.cache
-def _processor() -> Any:
-    return AutoProcessor.from_pretrained(tiny_vlm.default_path())
-
-
 def as_text(messages: list[Any], tools: list[Any] | None = None) -> int:
     """The default model's prompt tokens with every control token in the request as text.
 
@@ -226,7 +218,7 @@ def as_text(messages: list[Any], tools: list[Any] | None = None) -> int:
                 parts.append(part)
             message = {**message, "content": parts}
         shaped.append(message)
-    inputs = _processor().apply_chat_template(
+    inputs = processor().apply_chat_template(
         shaped,
         tools=tools,
         add_generation_prompt=True,
@@ -240,10 +232,10 @@ def as_text(messages: list[Any], tools: list[Any] | None = None) -> int:
 
 def as_control(messages: list[Any], tools: list[Any] | None = None) -> int:
     """The prompt tokens of text-only ``messages`` were their control tokens kept as such."""
-    text = _processor().apply_chat_template(
+    text = processor().apply_chat_template(
         messages, tools=tools, add_generation_prompt=True, tokenize=False
     )
-    return len(_processor().tokenizer(text, add_special_tokens=False)["input_ids"])
+    return len(processor().tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @pytest.mark.usefixtures("quiet_log")

@@ -56,7 +56,8 @@ def image_message(text: str = "What's in this image?", seed: int = 0) -> dict[st
 
 
 @functools.cache
-def _processor() -> Any:
+def processor() -> Any:
+    """The default model's processor (its tokenizer and chat template), loaded once."""
     from transformers import AutoProcessor
 
     return AutoProcessor.from_pretrained(tiny_vlm.default_path())
@@ -71,7 +72,7 @@ def reserved(max_tokens: int, content: str = "Hi", images: int = 0) -> int:
     """
     prompt = estimate_prompt(
         Settings(),
-        measure_prompt_cost(_processor()),
+        measure_prompt_cost(processor()),
         text_chars=len(content),
         messages=1,
         images=images,
@@ -83,8 +84,8 @@ def reserved(max_tokens: int, content: str = "Hi", images: int = 0) -> int:
 def prompt_tokens(content: str = "Hi") -> int:
     """The prompt tokens the default model really counts for ``chat(max_tokens, content)``."""
     messages = [{"role": "user", "content": content}]
-    text = _processor().apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return len(_processor().tokenizer(text, add_special_tokens=False)["input_ids"])
+    text = processor().apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return len(processor().tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def asked_tokens(images: int) -> int:
@@ -96,7 +97,7 @@ def asked_tokens(images: int) -> int:
     from PIL import Image
 
     content = [{"type": "text", "text": "Describe."}, *({"type": "image"} for _ in range(images))]
-    inputs = _processor().apply_chat_template(
+    inputs = processor().apply_chat_template(
         [{"role": "user", "content": content}],
         add_generation_prompt=True,
         tokenize=True,
