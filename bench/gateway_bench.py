@@ -4,8 +4,9 @@ Run: ``.venv/bin/python -m bench.gateway_bench``. It starts an embedded Triton s
 instant model of ``bench/instant_model`` (the contract's stream, no engine: see its
 ``model.py``), so the gateway, not the model, is what saturates. Then, for a one-token text
 chat and for a chat carrying one 640×480 JPEG as base64, the same request goes straight to
-Triton and through ``visiongate serve`` with every stage on at its defaults (auth, limits,
-usage records, metrics, traces), and it prints:
+Triton (gRPC, tritonclient) and through ``visiongate serve`` with every stage on at its
+defaults (auth, limits, usage records, metrics, traces; Triton over HTTP, and once over
+gRPC for comparison), and it prints:
 
 * the gateway's own CPU per request (user + system, from /proc, every process of ``serve``)
   and its ratio to the target (1.0 ms text with the in-process limiter and SQLite, 1.5 ms
@@ -17,7 +18,7 @@ usage records, metrics, traces), and it prints:
   process), which says whether the machine, rather than the gateway, is what saturates.
 
 ``BENCH_SECONDS`` (4) is the length of each measurement; a run takes about 20 of them plus
-three gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
+four gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
 asyncio streams, so that its own cost (it shares the machine's cores) stays small. The
 organisation is on the enterprise tier: its limits are checked on every request but not
 reached. Prints figures; asserts nothing.
@@ -284,13 +285,16 @@ async def direct(triton: EmbeddedTriton, case: Case) -> Cell:
 
 
 @contextmanager
-def gateway(triton: EmbeddedTriton, workers: int, env: dict[str, str]) -> Iterator[tuple[int, int]]:
-    """``visiongate serve`` in front of ``triton``: its port and pid, once it is ready."""
+def gateway(
+    triton: EmbeddedTriton, workers: int, env: dict[str, str], transport: str = "http"
+) -> Iterator[tuple[int, int]]:
+    """``visiongate serve`` in front of ``triton`` over ``transport``: its port and pid."""
+    url = triton.http_url if transport == "http" else triton.grpc_url
     port = free_port()
     command = [str(Path(sys.executable).parent / "visiongate"), "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)],
-        env={**os.environ, "VISIONGATE_TRITON_URL": triton.grpc_url, **env},
+        env={**os.environ, "VISIONGATE_TRITON_URL": url, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -312,16 +316,19 @@ def gateway(triton: EmbeddedTriton, workers: int, env: dict[str, str]) -> Iterat
 
 
 CONFIGS = [
-    # name, workers, environment, CPU target per case (None: not a target), measure latency
-    ("1 worker, in-process limiter, SQLite", 1, {}, (TARGET_TEXT_MS, TARGET_JPEG_MS), True),
+    # name, workers, environment, CPU target per case (None: not a target), measure latency,
+    # transport to Triton
+    ("1 worker, in-process limiter, SQLite", 1, {}, (TARGET_TEXT_MS, TARGET_JPEG_MS), True, "http"),
     (
         "1 worker, Redis limiter, SQLite",
         1,
         {"VISIONGATE_REDIS_URL": REDIS_URL},
         (TARGET_REDIS_MS, None),
         True,
+        "http",
     ),
-    ("2 workers, in-process limiter, SQLite", 2, {}, (None, None), False),
+    ("2 workers, in-process limiter, SQLite", 2, {}, (None, None), False, "http"),
+    ("1 worker, in-process limiter, SQLite, gRPC to Triton", 1, {}, (None, None), False, "grpc"),
 ]
 
 
@@ -338,10 +345,10 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
         )
     one_worker: dict[str, float] = {}
     prefix = uuid.uuid4().hex[:8]
-    for name, workers, env, targets, latency in CONFIGS:
+    for name, workers, env, targets, latency, transport in CONFIGS:
         print(f"\n{name}")
         env = {**env, "VISIONGATE_REDIS_KEY_PREFIX": f"vgbench-{prefix}:"}
-        with gateway(triton, workers, env) as (port, pid):
+        with gateway(triton, workers, env, transport) as (port, pid):
             for case, target in zip(all_cases, targets, strict=True):
                 assert triton.pid is not None
                 cell = await through_gateway(port, key, pid, triton.pid, case, latency)
@@ -354,7 +361,7 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
                         f"  +p99 {cell.p99_ms - base.p99_ms:5.2f} ms"
                     )
                 line += f"  {cell.rps:6.0f} req/s"
-                if workers == 1 and case.name not in one_worker:
+                if workers == 1 and transport == "http" and case.name not in one_worker:
                     one_worker[case.name] = cell.rps
                 elif workers == 2:
                     scaling = cell.rps / one_worker[case.name]
@@ -374,7 +381,11 @@ def main() -> None:
     visiongate("orgs", "create", "bench", "--tier", "enterprise")
     key = visiongate("keys", "create", "--org", "bench").splitlines()[-1]
     with EmbeddedTriton(
-        INSTANT_MODEL, grpc_port=free_port(), metrics_port=free_port(), echo=False
+        INSTANT_MODEL,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        echo=False,
     ) as triton:
         uvloop.run(measure(triton, key))
 

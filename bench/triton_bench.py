@@ -24,7 +24,9 @@ RUNS = 8
 def cold_start() -> float:
     """Seconds from launching tritonserver until vlm is ready."""
     started = time.perf_counter()
-    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False):
+    with EmbeddedTriton(
+        http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), echo=False
+    ):
         return time.perf_counter() - started
 
 
@@ -60,7 +62,9 @@ async def tokens_per_second(url: str, images: list[bytes], concurrency: int) -> 
 def main() -> None:
     """Print the figures."""
     print(f"cold start, the shipped model: {cold_start():6.2f} s")
-    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False) as triton:
+    with EmbeddedTriton(
+        http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), echo=False
+    ) as triton:
         print(f"\ntokens/s through Triton (max_tokens={MAX_TOKENS}, {RUNS} requests each)")
         print(f"{'images':>6} {'concurrency':>11} {'tokens/s':>9} {'ttft p50 ms':>11}")
         for count in (0, 1, 2, 5):

@@ -55,6 +55,9 @@ def serve(
 
 @app.command()
 def triton(
+    http_port: int | None = typer.Option(
+        None, help="HTTP port [VISIONGATE_TRITON_HTTP_PORT, 8003]"
+    ),
     grpc_port: int | None = typer.Option(
         None, help="gRPC port [VISIONGATE_TRITON_GRPC_PORT, 8001]"
     ),
@@ -68,6 +71,7 @@ def triton(
     server = EmbeddedTriton(
         settings.model_repository,
         host=settings.triton_host,
+        http_port=http_port or settings.triton_http_port,
         grpc_port=grpc_port or settings.triton_grpc_port,
         metrics_port=metrics_port or settings.triton_metrics_port,
         exit_timeout_s=settings.triton_exit_timeout_s,
@@ -92,7 +96,10 @@ def triton(
         typer.echo(f"visiongate: Triton did not start: {exc}", err=True)
         raise typer.Exit(1) from exc
     ready.set()
-    typer.echo(f"visiongate: Triton ready, model vlm on grpc://{server.grpc_url}", err=True)
+    typer.echo(
+        f"visiongate: Triton ready, model vlm on {server.http_url} and grpc://{server.grpc_url}",
+        err=True,
+    )
     while server.running and not stopping.wait(0.5):
         pass
     sys.exit(server.stop() or 0)

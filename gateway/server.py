@@ -68,6 +68,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
         triton = EmbeddedTriton(
             settings.model_repository,
             host=settings.triton_host,
+            http_port=settings.triton_http_port,
             grpc_port=settings.triton_grpc_port,
             metrics_port=settings.triton_metrics_port,
             exit_timeout_s=settings.triton_exit_timeout_s,
@@ -80,8 +81,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
             log.error("Triton did not start: %s", exc)
             return 1
         # Every worker reads its settings from the environment: point them all at this one.
-        os.environ["VISIONGATE_TRITON_URL"] = triton.grpc_url
-        log.info("embedded Triton ready on grpc://%s", triton.grpc_url)
+        os.environ["VISIONGATE_TRITON_URL"] = triton.http_url
+        log.info("embedded Triton ready on %s", triton.http_url)
     # uvicorn handles SIGINT/SIGTERM while it runs (stop accepting, drain, lifespan shutdown)
     # and re-raises the signal once done; this handler takes it, so that the embedded Triton
     # is stopped below and `serve` exits 0 after a graceful shutdown.

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Several servers: comma-separated or a JSON list (docs/deploy.md).
     triton_url: str | None = None
     triton_host: str = "127.0.0.1"
+    # 8003: the gateway itself listens on 8000 by default, Triton's own default HTTP port.
+    triton_http_port: int = 8003
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     triton_startup_timeout_s: float = 300.0

@@ -105,6 +105,7 @@ class EmbeddedTriton:
         model_repository: Path | None = None,
         *,
         host: str = "127.0.0.1",
+        http_port: int = 8003,
         grpc_port: int = 8001,
         metrics_port: int = 8002,
         env: dict[str, str] | None = None,
@@ -114,6 +115,7 @@ class EmbeddedTriton:
     ) -> None:
         self.model_repository = Path(model_repository or DEFAULT_MODEL_REPOSITORY).resolve()
         self.host = host
+        self.http_port = http_port
         self.grpc_port = grpc_port
         self.metrics_port = metrics_port
         self.env = env
@@ -124,6 +126,11 @@ class EmbeddedTriton:
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._reader: threading.Thread | None = None
         self._unloading = threading.Event()
+
+    @property
+    def http_url(self) -> str:
+        """Where the gateway connects (``VISIONGATE_TRITON_URL``)."""
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def grpc_url(self) -> str:
@@ -146,7 +153,9 @@ class EmbeddedTriton:
             str(_pytriton_root() / "bin" / "tritonserver"),
             f"--model-repository={self.model_repository}",
             f"--backend-directory={backend_directory}",
-            "--allow-http=false",
+            "--allow-http=true",
+            f"--http-address={self.host}",
+            f"--http-port={self.http_port}",
             "--allow-grpc=true",
             f"--grpc-address={self.host}",
             f"--grpc-port={self.grpc_port}",
@@ -197,12 +206,15 @@ class EmbeddedTriton:
                 log.info("%s", line)
 
     def is_ready(self, model: str = "vlm") -> bool:
-        """True when the server answers and ``model`` is ready."""
+        """True when the server answers on both HTTP and gRPC and ``model`` is ready."""
+        import httpx
         import tritonclient.grpc as grpcclient
 
         try:
             with grpcclient.InferenceServerClient(self.grpc_url) as client:
-                return bool(client.is_server_live() and client.is_model_ready(model))
+                if not (client.is_server_live() and client.is_model_ready(model)):
+                    return False
+            return httpx.get(f"{self.http_url}/v2/models/{model}/ready").status_code == 200
         except Exception:
             return False
 

@@ -78,6 +78,11 @@ DTYPES: dict[str, str] = {
 }
 
 FINAL_RESPONSE_PARAMETER = "triton_final_response"
+# A request parameter: how the elements of ``images`` and ``video_frames`` are encoded.
+# Absent: the bytes themselves (gRPC). Over Triton's HTTP generate endpoint a tensor's
+# element is a JSON string, so the gateway sends them base64-encoded and says so.
+MEDIA_ENCODING_PARAMETER = "media_encoding"
+MEDIA_BASE64 = "base64"
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 

@@ -8,6 +8,7 @@ at a time. Generation stops within a token of the client cancelling.
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import os
@@ -37,6 +38,20 @@ def _bytes_list(request: Any, name: str) -> list[bytes]:
     if tensor is None:
         return []
     return [bytes(item) for item in tensor.as_numpy().reshape(-1)]
+
+
+def _media_list(request: Any, name: str) -> list[bytes]:
+    """An images or video-frames tensor's elements, base64-decoded when the request says so."""
+    values = _bytes_list(request, name)
+    encoding = json.loads(request.parameters() or "{}").get(contract.MEDIA_ENCODING_PARAMETER)
+    if encoding is None:
+        return values
+    if encoding != contract.MEDIA_BASE64:
+        raise RequestError(f"unknown {contract.MEDIA_ENCODING_PARAMETER} {encoding!r}")
+    try:
+        return [binascii.a2b_base64(value, strict_mode=True) for value in values]
+    except binascii.Error as exc:
+        raise RequestError(f"input '{name}' is not valid base64: {exc}") from exc
 
 
 def _int_list(request: Any, name: str) -> list[int]:
@@ -172,8 +187,8 @@ class TritonPythonModel:
 
     def _generate(self, request: Any, sender: Any, parsed: GenerateRequest) -> None:
         media = decode_media(
-            _bytes_list(request, contract.INPUT_IMAGES),
-            _bytes_list(request, contract.INPUT_VIDEO_FRAMES),
+            _media_list(request, contract.INPUT_IMAGES),
+            _media_list(request, contract.INPUT_VIDEO_FRAMES),
             _int_list(request, contract.INPUT_VIDEO_FRAME_COUNTS),
         )
         state = {"cancelled": False, "generating": False}

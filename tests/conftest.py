@@ -72,7 +72,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def triton(cache_dir: Path) -> Iterator[EmbeddedTriton]:
     """The embedded Triton server serving model_repository/vlm, started once per session."""
-    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False) as server:
+    with EmbeddedTriton(
+        http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), echo=False
+    ) as server:
         yield server
 
 
@@ -90,7 +92,7 @@ def gateway(
 ) -> Iterator[GatewayProcess]:
     """`visiongate serve` in front of the shared Triton, started once per session."""
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    with start_gateway(triton.grpc_url, log_path, api_key) as process:
+    with start_gateway(triton.http_url, log_path, api_key) as process:
         yield process
 
 

@@ -1,6 +1,7 @@
 """Several Triton servers behind one client: health checks, choice, failover.
 
-Each server gets its own :class:`TritonBackend` (one gRPC channel). A background task asks
+Each server gets its own client: :class:`TritonHttpBackend` for an ``http://`` URL,
+:class:`TritonBackend` (gRPC) otherwise. A background task asks
 every server ``is_server_live`` and ``is_model_ready`` for each served model; a server that
 fails a check, or a request, is taken out of the rotation and put back when a check passes.
 A request goes to the healthy server with the fewest requests in flight (ties in turn), or
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway import background
+from gateway.backend.stream import TritonStreams
 from gateway.backend.triton import TritonBackend
+from gateway.backend.triton_http import TritonHttpBackend
 from gateway.errors import ApiError, BackendUnavailable
 from gateway.settings import Settings
 from gateway.telemetry import Telemetry
@@ -34,9 +37,17 @@ log = logging.getLogger("visiongate.backend")
 
 def triton_urls(settings: Settings) -> list[str]:
     """``VISIONGATE_TRITON_URL`` as a list: one URL, comma-separated URLs, or a JSON list."""
-    raw = (settings.triton_url or f"{settings.triton_host}:{settings.triton_grpc_port}").strip()
+    raw = settings.triton_url or f"http://{settings.triton_host}:{settings.triton_http_port}"
+    raw = raw.strip()
     urls = json.loads(raw) if raw.startswith("[") else raw.split(",")
     return [url.strip() for url in urls if url.strip()]
+
+
+def triton_backend(settings: Settings, url: str) -> TritonStreams:
+    """The client for one server: HTTP for an ``http://`` URL, else gRPC (``host:port``)."""
+    if url.startswith("http://"):
+        return TritonHttpBackend(settings, url)
+    return TritonBackend(settings, url)
 
 
 class Restarted:
@@ -47,14 +58,14 @@ class Restarted:
 class Server:
     """One Triton server, as this worker sees it."""
 
-    backend: TritonBackend
+    backend: TritonStreams
     healthy: bool = True
     in_flight: int = 0
     detail: str = "not checked yet"
 
     @property
     def url(self) -> str:
-        """Its gRPC address."""
+        """Its URL, as configured."""
         return self.backend.url
 
 
@@ -64,7 +75,7 @@ class TritonPool:
     def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
         self.settings = settings
         self.telemetry = telemetry
-        self.servers = [Server(TritonBackend(settings, url)) for url in triton_urls(settings)]
+        self.servers = [Server(triton_backend(settings, url)) for url in triton_urls(settings)]
         self._models = sorted({model.triton_model for model in settings.models})
         self._turn = itertools.count()
         self._checker: asyncio.Task[None] | None = None

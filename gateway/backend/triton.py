@@ -1,14 +1,15 @@
-"""The gateway's Triton client: one gRPC channel per worker process, one request per stream.
+"""Triton over gRPC: one channel per worker process, one request per stream.
 
-A request is one request on a ``ModelStreamInfer`` stream; its responses become text
-deltas and, at the end, a :class:`~inference.contract.Final`. The end is the response whose
-``triton_final_response`` parameter is true; that response may carry no outputs, so the last
-finish outputs seen are kept. A stream carries one request at a time and, once that request
-has ended, is kept for the next one: opening a gRPC call for every request cost the gateway
-0.1–0.25 ms more CPU per request on a 2-core machine, and Triton cancels whole streams, so
-a stream shared by concurrent requests could not stop one of them. Leaving the stream early
-(the client disconnected), an error or the request's timeout cancels the stream, and
-Triton then tells the model (``is_cancelled()``), which stops generating.
+Chosen by a Triton URL without ``http://`` (``host:port`` or ``grpc://host:port``); the
+HTTP transport (:mod:`gateway.backend.triton_http`) costs the gateway less CPU per request.
+A request is one request on a ``ModelStreamInfer`` stream. Its end is the response whose
+``triton_final_response`` parameter is true; that response may carry no outputs. A stream
+carries one request at a time and, once that request has ended, is kept for the next one:
+opening a gRPC call for every request cost the gateway 0.1–0.25 ms more CPU per request on
+a 2-core machine, and Triton cancels whole streams, so a stream shared by concurrent
+requests could not stop one of them. Leaving the stream early (the client disconnected),
+an error or the request's timeout cancels the stream, and Triton then tells the model
+(``is_cancelled()``), which stops generating.
 """
 
 from __future__ import annotations
@@ -16,30 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
 from itertools import chain
 from typing import Any
 
 import grpc
-import msgspec
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from gateway.errors import (
-    ApiError,
-    BackendTimeout,
-    BackendUnavailable,
-    InternalError,
-    InvalidRequest,
-)
+from gateway.backend.stream import ModelResponse, TritonStreams
+from gateway.errors import ApiError
 from gateway.settings import Settings
 from inference import contract
 
 log = logging.getLogger("visiongate.backend")
 
-# Messages of errors Triton itself raises when a model cannot take requests, as opposed to
-# a model's own RequestError (the request's fault) or its internal error.
-_UNAVAILABLE_MARKERS = ("unknown model", "is not found", "not ready", "has no available version")
-_MODEL_INTERNAL = "internal error in the vlm model"
 _INT32_MAX = 2**31 - 1
 # Idle streams kept for reuse; beyond this many (after a burst) a finished one is closed.
 MAX_IDLE_STREAMS = 64
@@ -85,28 +75,24 @@ def build_request(
     )
 
 
-def _outputs(response: Any) -> dict[str, bytes]:
-    """Output name → raw bytes of its first element.
+def _response(response: Any) -> ModelResponse:
+    """The outputs of one response, each the first element of its tensor.
 
     Every output of the contract has one element, so the raw contents are read directly
     (a BYTES element is a 4-byte length then the bytes; INT32 is 4 little-endian bytes):
     this is several times cheaper than building numpy arrays for each response.
     """
-    found: dict[str, bytes] = {}
+    found: dict[str, Any] = {}
     for output, raw in zip(response.outputs, response.raw_output_contents, strict=False):
         if output.datatype == "BYTES":
             size = int.from_bytes(raw[:4], "little")
-            found[output.name] = raw[4 : 4 + size]
+            found[output.name] = raw[4 : 4 + size].decode("utf-8", errors="replace")
         else:
-            found[output.name] = raw[:4]
-    return found
+            found[output.name] = int.from_bytes(raw[:4], "little", signed=True)
+    return ModelResponse(**found)
 
 
-def _int32(raw: bytes) -> int:
-    return int.from_bytes(raw, "little", signed=True)
-
-
-class TritonBackend:
+class TritonBackend(TritonStreams):
     """One gRPC channel to a Triton server, shared by every request of this worker process.
 
     It speaks Triton's gRPC service through the stub tritonclient generates, without
@@ -116,8 +102,7 @@ class TritonBackend:
     """
 
     def __init__(self, settings: Settings, url: str) -> None:
-        self.url = url
-        self.settings = settings
+        super().__init__(settings, url.removeprefix("grpc://"))
         self._channel: grpc.aio.Channel | None = None
         self._stub: service_pb2_grpc.GRPCInferenceServiceStub | None = None
         self._stream_infer: grpc.aio.StreamStreamMultiCallable | None = None
@@ -167,13 +152,6 @@ class TritonBackend:
             raise RuntimeError("TritonBackend.open() was not called")
         return self._stub
 
-    def unavailable(self, why: str) -> BackendUnavailable:
-        """A 503 telling the client when to retry."""
-        return BackendUnavailable(
-            f"The model backend is unavailable ({why}). Please retry shortly.",
-            retry_after_s=self.settings.retry_after_s,
-        )
-
     async def ready(self, triton_model: str) -> bool:
         """True when Triton answers and ``triton_model`` is ready."""
         timeout = self.settings.triton_health_timeout_s
@@ -183,54 +161,15 @@ class TritonBackend:
         except grpc.aio.AioRpcError:
             return False
 
-    async def describe(self, triton_model: str) -> contract.Capabilities:
-        """What the model says it can do."""
-        raw = contract.encode_request(contract.DescribeRequest())
-        async with aclosing(self._stream(triton_model, raw)) as items:
-            async for item in items:
-                if isinstance(item, bytes):
-                    return contract.decode_capabilities(item)
-        raise InternalError(f"model {triton_model} did not describe itself")
-
-    async def generate(
-        self,
-        triton_model: str,
-        request: contract.GenerateRequest,
-        images: Sequence[bytes] = (),
-        video_frames: Sequence[bytes] = (),
-        frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[contract.Prefill | contract.DeltaLogprobs | str | contract.Final, None]:
-        """Stream the answer: a Prefill, text deltas (one empty: the first token), one Final.
-
-        With ``logprobs`` asked for, a delta's DeltaLogprobs comes just before it.
-
-        Closing it early cancels the request. A model that does not report its prefill
-        sends no Prefill.
-        """
-        raw = contract.encode_request(request)
-        stream = self._stream(triton_model, raw, images, video_frames, frame_counts)
-        # aclosing: when our consumer leaves, the inner stream closes now (and cancels the
-        # call), not whenever the garbage collector finalizes it.
-        async with aclosing(stream) as items:
-            async for item in items:
-                if isinstance(item, contract.Final):
-                    yield item
-                    return
-                if isinstance(item, str | contract.Prefill | contract.DeltaLogprobs):
-                    yield item
-        raise InternalError(f"model {triton_model} ended a stream without a finish reason")
-
-    async def _stream(
+    async def responses(
         self,
         triton_model: str,
         raw: bytes,
         images: Sequence[bytes] = (),
         video_frames: Sequence[bytes] = (),
         frame_counts: Sequence[int] = (),
-    ) -> AsyncGenerator[
-        contract.Prefill | contract.DeltaLogprobs | str | contract.Final | bytes, None
-    ]:
-        """A Prefill, deltas and a Final, or (for a describe request) the capabilities JSON."""
+    ) -> AsyncGenerator[ModelResponse, None]:
+        """The responses to one request on a stream of its own, up to the final one."""
         request = build_request(triton_model, raw, images, video_frames, frame_counts)
         call = self._idle_stream()
         timed_out = False
@@ -244,27 +183,13 @@ class TritonBackend:
             self.settings.triton_request_timeout_s, time_out
         )
         got_final = False
-        final: dict[str, bytes] = {}
         try:
             await call.write(request)
             while (streamed := await call.read()) is not grpc.aio.EOF:
                 if streamed.error_message:
-                    raise self._model_error(streamed.error_message)
+                    raise self.model_error(streamed.error_message)
                 response = streamed.infer_response
-                outputs = _outputs(response)
-                delta = outputs.get(contract.OUTPUT_TEXT_DELTA)
-                if contract.OUTPUT_LOGPROBS in outputs:
-                    yield contract.decode_logprobs(outputs[contract.OUTPUT_LOGPROBS])
-                if delta:
-                    yield delta.decode("utf-8", errors="replace")
-                if contract.OUTPUT_FINISH_REASON in outputs:
-                    final = outputs
-                elif contract.OUTPUT_PROMPT_TOKENS in outputs:
-                    yield contract.Prefill(_int32(outputs[contract.OUTPUT_PROMPT_TOKENS]))
-                elif delta == b"":
-                    yield ""  # the first token was generated; its text may come later or never
-                if contract.OUTPUT_CAPABILITIES in outputs:
-                    yield outputs[contract.OUTPUT_CAPABILITIES]
+                yield _response(response)
                 flag = response.parameters.get(contract.FINAL_RESPONSE_PARAMETER)
                 if flag is not None and flag.bool_param:
                     got_final = True
@@ -275,10 +200,10 @@ class TritonBackend:
             # The deadline cancelled the stream; or else this task is being cancelled.
             task = asyncio.current_task()
             if timed_out and (task is None or not task.cancelling()):
-                raise self._timeout() from None
+                raise self.timeout() from None
             raise
         except asyncio.InvalidStateError:  # the stream had ended before the request was written
-            raise self._timeout() if timed_out else self.unavailable("its stream closed") from None
+            raise self.timeout() if timed_out else self.unavailable("its stream closed") from None
         finally:
             deadline.cancel()
             # Its request over, the stream takes the next one; otherwise (the caller left
@@ -289,13 +214,6 @@ class TritonBackend:
                 call.cancel()
         if not got_final:
             raise self.unavailable("the stream from Triton ended without a final response")
-        if final:
-            yield contract.Final(
-                finish_reason=final[contract.OUTPUT_FINISH_REASON].decode(),  # type: ignore[arg-type]
-                prompt_tokens=_int32(final[contract.OUTPUT_PROMPT_TOKENS]),
-                completion_tokens=_int32(final[contract.OUTPUT_COMPLETION_TOKENS]),
-                tool_calls=msgspec.json.decode(final.get(contract.OUTPUT_TOOL_CALLS) or b"[]"),
-            )
 
     def _idle_stream(self) -> grpc.aio.StreamStreamCall:
         """A stream with no request on it: the last one kept that is still open, or a new one."""
@@ -307,26 +225,10 @@ class TritonBackend:
                 return call
         return self._stream_infer()
 
-    def _model_error(self, message: str) -> ApiError:
-        refusal = contract.decode_refusal(message)
-        if refusal is not None:
-            return InvalidRequest(refusal.message, param=refusal.param, code=refusal.code)
-        lowered = message.lower()
-        if _MODEL_INTERNAL in lowered:
-            log.error("model error: %s", message)
-            return InternalError("The model failed while processing your request.")
-        if any(marker in lowered for marker in _UNAVAILABLE_MARKERS):
-            return self.unavailable("the model is not ready")
-        return InvalidRequest(message)
-
-    @staticmethod
-    def _timeout() -> BackendTimeout:
-        return BackendTimeout("The model did not finish within the request timeout.")
-
     def _rpc_error(self, exc: grpc.aio.AioRpcError) -> ApiError:
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return self._timeout()
+            return self.timeout()
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             return self.unavailable("Triton is unreachable")
         if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):

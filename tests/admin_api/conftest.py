@@ -21,5 +21,5 @@ async def stack(
     """The stack of this parameter, with its admin tokens."""
     redis_url = await require_redis()
     logs = tmp_path_factory.mktemp(f"admin-api-{request.param}")
-    async with admin_stack(request.param, triton.grpc_url, redis_url, logs) as made:
+    async with admin_stack(request.param, triton.http_url, redis_url, logs) as made:
         yield made

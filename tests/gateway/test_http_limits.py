@@ -41,7 +41,7 @@ def quick(
         "VISIONGATE_BODY_TIMEOUT_S": "1",
         "VISIONGATE_KEEP_ALIVE_TIMEOUT_S": "1",
     }
-    with start_gateway(triton.grpc_url, log_path, api_key, env) as process:
+    with start_gateway(triton.http_url, log_path, api_key, env) as process:
         yield process
 
 
@@ -55,7 +55,7 @@ def capped(
         "VISIONGATE_MAX_CONNECTIONS_PER_WORKER": str(CAP),
         "VISIONGATE_KEEP_ALIVE_TIMEOUT_S": "60",
     }
-    with start_gateway(triton.grpc_url, log_path, api_key, env) as process:
+    with start_gateway(triton.http_url, log_path, api_key, env) as process:
         yield process
 
 

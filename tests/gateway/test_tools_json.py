@@ -224,7 +224,7 @@ def plain_model_gateway(
     ]
     log = tmp_path_factory.mktemp("plain-gateway") / "gateway.log"
     process = start_gateway(
-        triton.grpc_url, log, api_key, env={"VISIONGATE_MODELS": json.dumps(models)}
+        triton.http_url, log, api_key, env={"VISIONGATE_MODELS": json.dumps(models)}
     )
     try:
         yield process

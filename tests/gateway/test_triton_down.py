@@ -19,7 +19,9 @@ BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_to
 @pytest.fixture
 def own_triton(cache_dir: Path) -> Iterator[EmbeddedTriton]:
     """A Triton of this test's own (not started yet), so the shared one keeps running."""
-    server = EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False)
+    server = EmbeddedTriton(
+        http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), echo=False
+    )
     try:
         yield server
     finally:
@@ -30,7 +32,7 @@ def own_triton(cache_dir: Path) -> Iterator[EmbeddedTriton]:
 def own_gateway(
     own_triton: EmbeddedTriton, api_key: str, tmp_path: Path
 ) -> Iterator[GatewayProcess]:
-    gateway = start_gateway(own_triton.grpc_url, tmp_path / "gateway.log", api_key, ready=False)
+    gateway = start_gateway(own_triton.http_url, tmp_path / "gateway.log", api_key, ready=False)
     try:
         yield gateway
     finally:

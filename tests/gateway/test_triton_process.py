@@ -23,7 +23,13 @@ def test_a_broken_model_fails_with_the_servers_reason(tmp_path: Path) -> None:
     config.write_text(
         config.read_text().replace('string_value: "transformers"', 'string_value: "nope"')
     )
-    server = EmbeddedTriton(repository, grpc_port=free_port(), metrics_port=free_port(), echo=False)
+    server = EmbeddedTriton(
+        repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        echo=False,
+    )
     server.start()
     try:
         with pytest.raises(TritonStartError) as failure:
@@ -39,9 +45,10 @@ def test_a_missing_repository_is_refused_before_starting(tmp_path: Path) -> None
 
 
 def test_cli_serves_until_sigterm_then_exits_cleanly(cache_dir: Path) -> None:
-    grpc_port = free_port()
+    grpc_port, http_port = free_port(), free_port()
     env = dict(
         os.environ,
+        VISIONGATE_TRITON_HTTP_PORT=str(http_port),
         VISIONGATE_TRITON_GRPC_PORT=str(grpc_port),
         VISIONGATE_TRITON_METRICS_PORT=str(free_port()),
     )
@@ -56,7 +63,10 @@ def test_cli_serves_until_sigterm_then_exits_cleanly(cache_dir: Path) -> None:
         lines.append(line)
         if "Triton ready" in line or time.monotonic() > deadline:
             break
-    assert any(f"grpc://127.0.0.1:{grpc_port}" in line for line in lines), "".join(lines[-20:])
+    ready = [line for line in lines if "Triton ready" in line]
+    assert ready, "".join(lines[-20:])
+    assert f"http://127.0.0.1:{http_port}" in ready[0]
+    assert f"grpc://127.0.0.1:{grpc_port}" in ready[0]
 
     process.send_signal(signal.SIGTERM)
     rest, _ = process.communicate(timeout=60)

@@ -1,6 +1,6 @@
-"""The Triton client reuses a stream for the next request once one has ended, and still
-stops each request on its own: a caller that leaves, or the request timeout, cancels only
-that request's stream (Triton's counters say so)."""
+"""Both Triton clients (HTTP and gRPC) reuse a connection or stream for the next request
+once one has ended, and still stop each request on its own: a caller that leaves, or the
+request timeout, cancels only that request (Triton's counters say so)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.backend.triton import TritonBackend
+from gateway.backend.pool import triton_backend
+from gateway.backend.stream import TritonStreams
 from gateway.errors import BackendTimeout
 from gateway.settings import Settings
 from gateway.triton_process import EmbeddedTriton
@@ -26,7 +27,7 @@ def ask(max_tokens: int) -> contract.GenerateRequest:
     return contract.GenerateRequest(messages=[message], max_tokens=max_tokens, temperature=0.0)
 
 
-async def answer(backend: TritonBackend, max_tokens: int = 3) -> contract.Final:
+async def answer(backend: TritonStreams, max_tokens: int = 3) -> contract.Final:
     """The whole answer; its Final."""
     async for item in backend.generate(contract.MODEL_NAME, ask(max_tokens)):
         if isinstance(item, contract.Final):
@@ -43,21 +44,27 @@ async def cancelled_after(triton: EmbeddedTriton, before: float) -> float:
     return now
 
 
+@pytest.fixture(params=["http", "grpc"])
+def url(request: pytest.FixtureRequest, triton: EmbeddedTriton) -> str:
+    """The server's URL for one transport: the client is chosen by it."""
+    return triton.http_url if request.param == "http" else triton.grpc_url
+
+
 @pytest.fixture
-async def backend(triton: EmbeddedTriton) -> AsyncIterator[TritonBackend]:
-    client = TritonBackend(Settings(), triton.grpc_url)
+async def backend(url: str) -> AsyncIterator[TritonStreams]:
+    client = triton_backend(Settings(), url)
     await client.open()
     yield client
     await client.close()
 
 
-async def test_requests_one_after_another_share_one_stream(backend: TritonBackend) -> None:
+async def test_requests_one_after_another_share_one_stream(backend: TritonStreams) -> None:
     for _ in range(3):
         assert (await answer(backend)).completion_tokens == 3
         assert backend.idle_streams == 1
 
 
-async def test_concurrent_requests_each_get_a_stream_then_keep_it(backend: TritonBackend) -> None:
+async def test_concurrent_requests_each_get_a_stream_then_keep_it(backend: TritonStreams) -> None:
     finals = await asyncio.gather(*(answer(backend) for _ in range(4)))
     assert [final.completion_tokens for final in finals] == [3] * 4
     assert backend.idle_streams == 4
@@ -66,7 +73,7 @@ async def test_concurrent_requests_each_get_a_stream_then_keep_it(backend: Trito
 
 
 async def test_a_caller_leaving_cancels_its_request_only(
-    backend: TritonBackend, triton: EmbeddedTriton
+    backend: TritonStreams, triton: EmbeddedTriton
 ) -> None:
     await answer(backend)  # one stream kept: the long request below reuses it
     before = metric(triton.metrics_url, CANCELLED)
@@ -82,8 +89,8 @@ async def test_a_caller_leaving_cancels_its_request_only(
     assert (await answer(backend)).completion_tokens == 3
 
 
-async def test_the_request_timeout_cancels_the_request(triton: EmbeddedTriton) -> None:
-    backend = TritonBackend(Settings(triton_request_timeout_s=0.5), triton.grpc_url)
+async def test_the_request_timeout_cancels_the_request(url: str, triton: EmbeddedTriton) -> None:
+    backend = triton_backend(Settings(triton_request_timeout_s=0.5), url)
     await backend.open()
     try:
         await answer(backend)

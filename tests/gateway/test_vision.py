@@ -67,7 +67,7 @@ def client(
         "VISIONGATE_ALLOWED_MEDIA_ROOTS": json.dumps([str(root)]),
     }
     log_path = tmp_path_factory.mktemp("vision-gateway") / "gateway.log"
-    with start_gateway(triton.grpc_url, log_path, api_key, env=env) as process:
+    with start_gateway(triton.http_url, log_path, api_key, env=env) as process:
         yield openai.OpenAI(base_url=process.url + "/v1", api_key=process.api_key, max_retries=0)
 
 

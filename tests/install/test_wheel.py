@@ -155,6 +155,7 @@ def served(installed: Installed, tmp_path: Path) -> Iterator[GatewayProcess]:
     assert state["current"] is not None and state["current"] == state["head"], state
     port = free_port()
     env = installed.env | {
+        "VISIONGATE_TRITON_HTTP_PORT": str(free_port()),
         "VISIONGATE_TRITON_GRPC_PORT": str(free_port()),
         "VISIONGATE_TRITON_METRICS_PORT": str(free_port()),
     }
@@ -253,6 +254,7 @@ def test_visiongate_triton_serves_the_packaged_model_repository(
     installed: Installed, tmp_path: Path
 ) -> None:
     env = installed.env | {
+        "VISIONGATE_TRITON_HTTP_PORT": str(free_port()),
         "VISIONGATE_TRITON_GRPC_PORT": str(free_port()),
         "VISIONGATE_TRITON_METRICS_PORT": str(free_port()),
     }

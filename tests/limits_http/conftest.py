@@ -46,7 +46,7 @@ async def stack(
     """A stack with its two gateways and ORGS provisioned; removed afterwards."""
     name: str = request.param
     logs = tmp_path_factory.mktemp(f"limits-http-{name}")
-    env = {"VISIONGATE_TRITON_URL": triton.grpc_url}
+    env = {"VISIONGATE_TRITON_URL": triton.http_url}
     database = prefix = None
     if name == "sqlite":
         env |= {"VISIONGATE_DATABASE_URL": f"sqlite+aiosqlite:///{logs / 'visiongate.db'}"}

@@ -79,7 +79,7 @@ def media_gateway(
         "VISIONGATE_MODELS": json.dumps([{"id": MODEL}, {"id": NO_VIDEO, "video": False}]),
     }
     log_path = tmp_path_factory.mktemp("media-gateway") / "gateway.log"
-    process = start_gateway(triton.grpc_url, log_path, api_key, env=env)
+    process = start_gateway(triton.http_url, log_path, api_key, env=env)
     try:
         yield process
     finally:

@@ -63,7 +63,7 @@ def work_gateway(
     """Two media threads, one per organisation; otherwise the default caps."""
     env = {"VISIONGATE_MEDIA_THREADS": "2", "VISIONGATE_MEDIA_THREADS_PER_ORG": "1"}
     log_path = tmp_path_factory.mktemp("work-gateway") / "gateway.log"
-    process = start_gateway(triton.grpc_url, log_path, api_key, env=env)
+    process = start_gateway(triton.http_url, log_path, api_key, env=env)
     try:
         yield process
     finally:

@@ -24,7 +24,9 @@ IN_FLIGHT = "vlm_requests_in_flight"
 @pytest.fixture(scope="module")
 def second_triton(triton: EmbeddedTriton) -> Iterator[EmbeddedTriton]:
     """Another Triton serving the same repository."""
-    with EmbeddedTriton(grpc_port=free_port(), metrics_port=free_port(), echo=False) as server:
+    with EmbeddedTriton(
+        http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), echo=False
+    ) as server:
         yield server
 
 
@@ -36,7 +38,7 @@ def pair_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     """A gateway spreading requests over both servers."""
-    urls = f"{triton.grpc_url},{second_triton.grpc_url}"
+    urls = f"{triton.http_url},{second_triton.http_url}"
     log = tmp_path_factory.mktemp("pair") / "gateway.log"
     gateway = start_gateway(urls, log, api_key, env={"VISIONGATE_TRITON_HEALTH_INTERVAL_S": "0.3"})
     try:
@@ -83,7 +85,10 @@ def test_killing_one_server_mid_run_fails_no_request_and_it_serves_again_after_r
 
     # The same address comes back: the gateway puts it back into rotation by itself.
     restarted = EmbeddedTriton(
-        grpc_port=second_triton.grpc_port, metrics_port=second_triton.metrics_port, echo=False
+        http_port=second_triton.http_port,
+        grpc_port=second_triton.grpc_port,
+        metrics_port=second_triton.metrics_port,
+        echo=False,
     )
     restarted.start()
     try:

@@ -18,7 +18,7 @@ from tests.support.processes import start_gateway
 def test_sigterm_lets_a_running_stream_finish_and_records_its_usage(
     triton: EmbeddedTriton, api_key: str, tmp_path: Path
 ) -> None:
-    gateway = start_gateway(triton.grpc_url, tmp_path / "gateway.log", api_key)
+    gateway = start_gateway(triton.http_url, tmp_path / "gateway.log", api_key)
     body = {
         "model": "visiongate/tiny-vlm",
         "messages": [{"role": "user", "content": "Hi"}],

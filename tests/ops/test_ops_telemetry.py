@@ -30,12 +30,12 @@ class Instrumented:
 @pytest.fixture(scope="module")
 async def app(triton: EmbeddedTriton, api_key: str) -> AsyncIterator[Instrumented]:
     """The gateway built in-process, in front of the real Triton, with in-memory exporters."""
-    settings = Settings(triton_url=triton.grpc_url)
+    settings = Settings(triton_url=triton.http_url)
     spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
     telemetry = Telemetry(settings, span_exporters=[spans], metric_readers=[metrics])
     async with AsyncTestClient(create_app(settings, telemetry)) as client:
         yield Instrumented(
-            client, spans, metrics, {"authorization": f"Bearer {api_key}"}, api_key, triton.grpc_url
+            client, spans, metrics, {"authorization": f"Bearer {api_key}"}, api_key, triton.http_url
         )
 
 

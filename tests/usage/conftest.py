@@ -46,7 +46,7 @@ async def stack(
     """`visiongate serve --workers 2` on SQLite or PostgreSQL, with Redis, and USAGE_ORGS."""
     redis_url = await require_redis()
     logs = tmp_path_factory.mktemp(f"usage-{request.param}")
-    async with admin_stack(request.param, triton.grpc_url, redis_url, logs) as made:
+    async with admin_stack(request.param, triton.http_url, redis_url, logs) as made:
         yield made
 
 
