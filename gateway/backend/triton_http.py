@@ -153,6 +153,8 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        if not self._parser.should_keep_alive():
+            self.lost = ConnectionResetError("Triton closes the connection after this response")
 
 
 def request_body(
@@ -205,6 +207,7 @@ class TritonHttpBackend(TritonStreams):
     async def ready(self, triton_model: str) -> bool:
         """True when Triton answers and ``triton_model`` is ready."""
         head = f"GET /v2/models/{triton_model}/ready HTTP/1.1\r\n".encode() + self._host_header
+        connection = None
         try:
             async with asyncio.timeout(self.settings.triton_health_timeout_s):
                 connection = await self._connection()
@@ -213,7 +216,9 @@ class TritonHttpBackend(TritonStreams):
                 await connection.body()
         except (OSError, TimeoutError):
             return False
-        self._keep(connection)
+        finally:
+            if connection is not None:
+                self._keep(connection)  # closed unless its response was read to the end
         return ready
 
     async def responses(
@@ -234,8 +239,9 @@ class TritonHttpBackend(TritonStreams):
             + b"\r\n\r\n"
         )
         try:
-            connection = await self._connection()
-        except OSError as exc:
+            async with asyncio.timeout(self.settings.triton_health_timeout_s):
+                connection = await self._connection()
+        except (OSError, TimeoutError) as exc:
             raise self.unavailable("Triton is unreachable") from exc
         timed_out = False
 

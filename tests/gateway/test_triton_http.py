@@ -83,6 +83,16 @@ async def test_events_split_across_reads_come_back_whole(piece: int) -> None:
     assert events[2].finish_reason == "stop" and connection.complete and connection.usable
 
 
+async def test_a_response_that_closes_its_connection_leaves_it_unused() -> None:
+    connection = Connection()
+    connection.connection_made(Transport())  # type: ignore[arg-type]
+    connection.send(b"POST / HTTP/1.1\r\n\r\n", b"")
+    data = sse_response(EVENTS).replace(b"OK\r\n", b"OK\r\nConnection: close\r\n", 1)
+    connection.data_received(data)
+    assert len(await read_all(connection)) == 3
+    assert not connection.usable
+
+
 async def test_a_connection_lost_midway_raises_instead_of_waiting() -> None:
     connection = Connection()
     connection.connection_made(Transport())  # type: ignore[arg-type]
