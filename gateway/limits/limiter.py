@@ -149,6 +149,8 @@ class RateLimiter:
                 settings.redis_key_prefix,
                 settings.concurrency_lease_ttl_s,
                 settings.concurrency_retry_after_s,
+                settings.redis_pool_timeout_s,
+                settings.redis_timeout_s,
             )
         self._breaker = CircuitBreaker(
             settings.redis_breaker_failures, settings.redis_retry_interval_s, monotonic

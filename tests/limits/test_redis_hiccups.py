@@ -26,16 +26,17 @@ def on_redis(url: str, prefix: str, **overrides: object) -> RateLimiter:
 
 
 class Flaky:
-    """Wraps the Redis client's EVALSHA: the next ``failures`` calls raise a read timeout,
-    before reaching Redis or, with ``ran=True``, after the script ran there (reply lost)."""
+    """Wraps the limiter's script calls to Redis (admit, settle): the next ``failures`` calls
+    raise a read timeout, before reaching Redis or, with ``ran=True``, after the script ran
+    there (reply lost)."""
 
     def __init__(self, limiter: RateLimiter, failures: int = 1, ran: bool = False) -> None:
-        assert limiter._redis is not None
-        self._client = limiter._redis.client
-        self._real: Callable[..., Awaitable[Any]] = self._client.evalsha
+        assert limiter._redis is not None and limiter._redis._scripts is not None
+        self._scripts = limiter._redis._scripts
+        self._real: Callable[..., Awaitable[Any]] = self._scripts.call
         self._failures, self._ran = failures, ran
         self.calls = 0
-        self._client.evalsha = self  # type: ignore[method-assign]
+        self._scripts.call = self  # type: ignore[method-assign]
 
     async def __call__(self, *args: Any) -> Any:
         self.calls += 1
