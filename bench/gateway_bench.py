@@ -13,12 +13,17 @@ gRPC for comparison), and it prints:
   with Redis limits, 2.0 ms with the JPEG);
 * p50 and p99 latency one request at a time, and what the gateway adds to direct Triton;
 * requests per second with ``BENCH_CONCURRENCY`` clients (8), at 1 and 2 workers, and the
-  2-worker/1-worker ratio (target ≥ 1.8);
+  2-worker/1-worker ratio (target ≥ 1.8), in front of Triton and, since Triton's share of
+  the cores leaves a second worker little on a small machine, once more on an in-process
+  backend that answers at once (``bench/instant_backend.py``: no Triton at all);
 * the cores busy under load: the gateway's, Triton's and the load generator's (this
-  process), which says whether the machine, rather than the gateway, is what saturates.
+  process), which says whether the machine, rather than the gateway, is what saturates;
+  with 2 workers, each gateway process's share too: uvicorn's workers share one listening
+  socket, and the load generator's keep-alive connections, opened at once, can all land on
+  one worker (seen here in two runs of three), which then serves alone.
 
-``BENCH_SECONDS`` (4) is the length of each measurement; a run takes about 20 of them plus
-four gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
+``BENCH_SECONDS`` (4) is the length of each measurement; a run takes about 24 of them plus
+six gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
 asyncio streams, so that its own cost (it shares the machine's cores) stays small. The
 organisation is on the enterprise tier: its limits are checked on every request but not
 reached. Prints figures; asserts nothing.
@@ -223,13 +228,18 @@ def _process_tree(pid: int) -> Iterator[int]:
             yield from _process_tree(int(child))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its descendants now alive, from /proc."""
-    total = 0
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """User plus system CPU seconds of a process and of each descendant now alive, from /proc."""
+    seconds = {}
     for each in _process_tree(pid):
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        seconds[each] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its descendants now alive, from /proc."""
+    return sum(cpu_by_process(pid).values())
 
 
 @dataclass
@@ -241,6 +251,9 @@ class Cell:
     p50_ms: float
     p99_ms: float
     cores: tuple[float, float, float] = (0.0, 0.0, 0.0)  # gateway, Triton, load generator
+    # The cores each process of the gateway kept busy, busiest first (with 2 workers: how
+    # the keep-alive connections fell between them, which the kernel decides at accept).
+    processes: tuple[float, ...] = ()
 
 
 async def through_gateway(
@@ -252,10 +265,12 @@ async def through_gateway(
         await connection.open()
     await load([c.call for c in connections], 1.0)  # warm-up
     before = cpu_seconds(pid), cpu_seconds(triton_pid), time.process_time()
+    by_process = cpu_by_process(pid)
     started = time.perf_counter()
     done = await load([c.call for c in connections], SECONDS)
     elapsed = time.perf_counter() - started
     after = cpu_seconds(pid), cpu_seconds(triton_pid), time.process_time()
+    busy = [t - by_process.get(p, 0.0) for p, t in cpu_by_process(pid).items()]
     gateway_s, triton_s, client_s = (a - b for a, b in zip(after, before, strict=True))
     single = await load([connections[0].call], SECONDS) if latency else [0.0]
     for connection in connections:
@@ -267,6 +282,7 @@ async def through_gateway(
         ms(single, 0.5),
         ms(single, 0.99),
         cores,
+        tuple(sorted((b / elapsed for b in busy if b / elapsed >= 0.01), reverse=True)),
     )
 
 
@@ -288,10 +304,17 @@ async def direct(triton: EmbeddedTriton, case: Case) -> Cell:
 def gateway(
     triton: EmbeddedTriton, workers: int, env: dict[str, str], transport: str = "http"
 ) -> Iterator[tuple[int, int]]:
-    """``visiongate serve`` in front of ``triton`` over ``transport``: its port and pid."""
-    url = triton.http_url if transport == "http" else triton.grpc_url
+    """``visiongate serve`` in front of ``triton`` over ``transport``: its port and pid.
+
+    ``transport`` "in-process": no Triton, the app on bench/instant_backend.py's backend.
+    """
     port = free_port()
-    command = [str(Path(sys.executable).parent / "visiongate"), "serve", "--port", str(port)]
+    if transport == "in-process":
+        url = "http://127.0.0.1:9"  # named so that serve starts no Triton; never called
+        command = [sys.executable, "-m", "bench.instant_backend", "--port", str(port)]
+    else:
+        url = triton.http_url if transport == "http" else triton.grpc_url
+        command = [str(Path(sys.executable).parent / "visiongate"), "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)],
         env={**os.environ, "VISIONGATE_TRITON_URL": url, **env},
@@ -329,6 +352,9 @@ CONFIGS = [
     ),
     ("2 workers, in-process limiter, SQLite", 2, {}, (None, None), False, "http"),
     ("1 worker, in-process limiter, SQLite, gRPC to Triton", 1, {}, (None, None), False, "grpc"),
+    # No Triton (bench/instant_backend.py): the cores are the gateway's, for the scaling.
+    ("1 worker, in-process backend (no Triton)", 1, {}, (None, None), False, "in-process"),
+    ("2 workers, in-process backend (no Triton)", 2, {}, (None, None), False, "in-process"),
 ]
 
 
@@ -343,7 +369,7 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
             f"direct Triton, {case.name:<12} p50 {cell.p50_ms:6.2f} ms  p99 {cell.p99_ms:6.2f} ms"
             f"  {cell.rps:6.0f} req/s"
         )
-    one_worker: dict[str, float] = {}
+    one_worker: dict[tuple[str, str], float] = {}  # (transport, case): req/s at 1 worker
     prefix = uuid.uuid4().hex[:8]
     for name, workers, env, targets, latency, transport in CONFIGS:
         print(f"\n{name}")
@@ -361,16 +387,20 @@ async def measure(triton: EmbeddedTriton, key: str) -> None:
                         f"  +p99 {cell.p99_ms - base.p99_ms:5.2f} ms"
                     )
                 line += f"  {cell.rps:6.0f} req/s"
-                if workers == 1 and transport == "http" and case.name not in one_worker:
-                    one_worker[case.name] = cell.rps
-                elif workers == 2:
-                    scaling = cell.rps / one_worker[case.name]
+                if workers == 1:
+                    one_worker.setdefault((transport, case.name), cell.rps)
+                else:
+                    scaling = cell.rps / one_worker[transport, case.name]
                     line += f" ({scaling:.2f}× 1 worker; target ≥ {TARGET_WORKER_SCALING})"
                 gateway_cores, triton_cores, client_cores = cell.cores
                 line += (
                     f"\n{'':15}cores busy: gateway {gateway_cores:.2f}, Triton {triton_cores:.2f},"
                     f" load generator {client_cores:.2f} (of {os.cpu_count()})"
                 )
+                if workers > 1:
+                    line += "; per gateway process " + " + ".join(
+                        f"{c:.2f}" for c in cell.processes
+                    )
                 print(line, flush=True)
 
 

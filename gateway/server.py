@@ -38,8 +38,13 @@ def prepare_database(settings: Settings) -> None:
         log.warning("%s", warning)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> int:
+def serve(
+    settings: Settings, host: str, port: int, workers: int, app: str = "gateway.app:create_app"
+) -> int:
     """Run the gateway until SIGINT/SIGTERM; return the exit code.
+
+    ``app``: the import path of the factory each worker builds its app with (the benchmark
+    passes one on an in-process backend).
 
     SIGTERM: uvicorn stops accepting, waits up to ``graceful_shutdown_s`` for in-flight
     requests and streams, then each worker's lifespan flushes usage and telemetry.
@@ -52,7 +57,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="visiongate-metrics-")
     use_multiprocess_dir(metrics_dir)
     try:
-        return _serve(settings, host, port, workers, logs)
+        return _serve(settings, host, port, workers, logs, app)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -61,7 +66,9 @@ def _after_shutdown(signum: int, frame: object) -> None:
     log.info("stopped after %s", signal.Signals(signum).name)
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[str, object]) -> int:
+def _serve(
+    settings: Settings, host: str, port: int, workers: int, logs: dict[str, object], app: str
+) -> int:
     prepare_database(settings)
     triton = None
     if settings.triton_url is None:
@@ -95,7 +102,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, logs: dict[st
         # enforce the HTTP limits (gateway/http_limits.py): h11 would limit header size alone
         # and cost more per request.
         uvicorn.run(
-            "gateway.app:create_app",
+            app,
             factory=True,
             host=host,
             port=port,
