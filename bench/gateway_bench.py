@@ -19,8 +19,9 @@ gRPC for comparison), and it prints:
 * the cores busy under load: the gateway's, Triton's and the load generator's (this
   process), which says whether the machine, rather than the gateway, is what saturates;
   with 2 workers, each gateway process's share too: uvicorn's workers share one listening
-  socket, and the load generator's keep-alive connections, opened at once, can all land on
-  one worker (seen here in two runs of three), which then serves alone.
+  socket, and keep-alive connections opened at once can all land on one worker (seen here
+  in two runs of three), which then serves alone, so the load generator opens its
+  connections one at a time while the open ones keep a worker busy.
 
 ``BENCH_SECONDS`` (4) is the length of each measurement; a run takes about 24 of them plus
 six gateway starts. The load generator is a minimal keep-alive HTTP/1.1 client over
@@ -261,8 +262,11 @@ async def through_gateway(
 ) -> Cell:
     """CPU and rate under ``CONCURRENCY`` clients; latency (optional) one at a time."""
     connections = [HTTPConnection(port, key, case.body) for _ in range(CONCURRENCY)]
-    for connection in connections:
+    for i, connection in enumerate(connections):
         await connection.open()
+        # The connections open so far keep the worker that took them busy, so that with 2
+        # workers an idle one is likelier to accept the next (else all may land on one).
+        await load([c.call for c in connections[: i + 1]], 0.05)
     await load([c.call for c in connections], 1.0)  # warm-up
     before = cpu_seconds(pid), cpu_seconds(triton_pid), time.process_time()
     by_process = cpu_by_process(pid)
