@@ -239,8 +239,7 @@ class TritonHttpBackend(TritonStreams):
             + b"\r\n\r\n"
         )
         try:
-            async with asyncio.timeout(self.settings.triton_health_timeout_s):
-                connection = await self._connection()
+            connection = await self._connection()
         except (OSError, TimeoutError) as exc:
             raise self.unavailable("Triton is unreachable") from exc
         timed_out = False
@@ -277,14 +276,19 @@ class TritonHttpBackend(TritonStreams):
             self._keep(connection)
 
     async def _connection(self) -> Connection:
-        """An idle connection that is still open, or a new one."""
+        """An idle connection that is still open, or a new one.
+
+        Connecting takes at most ``triton_health_timeout_s`` (TimeoutError); taking an idle
+        one needs no timer.
+        """
         while self._idle:
             connection = self._idle.pop()
             if connection.usable:
                 return connection
-        _, connection = await asyncio.get_running_loop().create_connection(
-            Connection, self.host, self.port
-        )
+        async with asyncio.timeout(self.settings.triton_health_timeout_s):
+            _, connection = await asyncio.get_running_loop().create_connection(
+                Connection, self.host, self.port
+            )
         return connection
 
     def _keep(self, connection: Connection) -> None:
