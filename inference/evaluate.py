@@ -156,7 +156,7 @@ def evaluate(engine: TransformersEngine, per_task: int, guided_scenes: int) -> d
             if task == "multi":  # the target is for two images; more are harder
                 images = "2 images" if len(sample.images) == 2 else "3-5 images"
                 marks.setdefault(f"multi, {images}", []).append(right)
-        for name in sorted(marks, key=len):
+        for name in sorted(marks, key=list(TARGETS).index):
             scores[name] = sum(marks[name]) / len(marks[name])
     rng = random.Random(HELD_OUT_SEED)
     valid = correct = total = 0
