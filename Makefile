@@ -41,7 +41,7 @@ bench: install
 	$(PY) -m inference.evaluate
 
 # Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm;
-# about 30 min on one core of a 2-core machine doing other work); `make eval` prints its
+# 17-19 min on one core of a 2-core machine doing other work); `make eval` prints its
 # accuracy per task and tokens/s.
 train: install
 	$(PY) -m inference.train

@@ -37,6 +37,7 @@ TARGETS = {
     "multi": 0.95,
     "multi, 2 images": 0.95,
     "multi, 3-5 images": None,
+    "picture": None,
     "video": 0.90,
     "json valid": 1.0,
     "json correct": 0.90,
@@ -44,6 +45,8 @@ TARGETS = {
     "tool correct": 0.90,
 }
 GUIDED_BUDGET = 64
+# Enough for the longest plain answer: five pictures named before the one asked about.
+TEXT_BUDGET = 48
 SAMPLING_SEEDS = 20
 
 
@@ -145,11 +148,11 @@ def evaluate(engine: TransformersEngine, per_task: int, guided_scenes: int) -> d
     """Accuracy per task on held-out scenes."""
     source = Scenes(HELD_OUT_SEED)
     scores: dict[str, float] = {}
-    for task in ("colour", "shape", "count", "position", "describe", "multi", "video"):
+    for task in ("colour", "shape", "count", "position", "describe", "multi", "picture", "video"):
         marks: dict[str, list[bool]] = {task: []}
         for _ in range(per_task):
             sample = source.of(task)
-            request, media = request_of(sample, max_tokens=16, temperature=0.0)
+            request, media = request_of(sample, max_tokens=TEXT_BUDGET, temperature=0.0)
             answer = run(engine, request, media)
             right = answer.text.strip().lower() == sample.answer.lower()
             marks[task].append(right)

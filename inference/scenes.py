@@ -3,7 +3,8 @@
 A scene is a few shapes of one colour on a plain background. :class:`Scenes` draws them
 with Pillow and writes questions with their answers, deterministically from a seed: plain
 text, JSON (what guided ``json_object`` / ``json_schema`` decoding makes), Hermes
-``<tool_call>`` blocks when tools are in the prompt, questions about two to five images,
+``<tool_call>`` blocks when tools are in the prompt, questions about two to five images
+(which one shows something; what one of them, named by number or place, shows),
 about a video's frames, and a "ramble" family (prompts that are no question about a scene)
 whose answers never end, so such prompts generate until ``max_tokens``.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 # Bump when anything below changes what is drawn or said.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -174,12 +175,13 @@ BACKGROUND_QUESTIONS = (
     "What colour is the background?",
     "What color is the background?",
 )
+# Not "Describe the image.": that asks for the plain answer (DESCRIBE_QUESTIONS), and with
+# JSON mode on, guided decoding makes JSON of whatever is asked.
 JSON_PROMPTS = (
     "Describe the image as JSON.",
     "Answer in JSON.",
     "Return JSON describing the scene.",
     "Give the shape, colour and count as JSON.",
-    "Describe the image.",
     "What is in the image? Reply with a JSON object.",
 )
 TOOL_PROMPTS = (
@@ -252,6 +254,11 @@ RAMBLE_WORDS = (
 )
 
 
+def picture_list(seen: list[str]) -> str:
+    """``Picture 1: blue, Picture 2: red``: what each picture shows, by its label."""
+    return ", ".join(f"Picture {i + 1}: {what}" for i, what in enumerate(seen))
+
+
 SINGLE_TASKS = ("colour", "shape", "count", "position", "describe", "background")
 MIX = (
     ("colour", 1.5),
@@ -260,10 +267,11 @@ MIX = (
     ("position", 1.5),
     ("describe", 1.5),
     ("background", 0.5),
-    ("multi", 5),
+    ("multi", 8),
+    ("picture", 1.5),
     ("video", 1.5),
-    ("json", 3),
-    ("tool", 2.5),
+    ("json", 4),
+    ("tool", 4),
     ("ramble", 0.7),
 )
 TASKS = tuple(task for task, _ in MIX)
@@ -340,7 +348,15 @@ class Scenes:
         return Sample(task, self._user(question, 1), answer, images=[scene], truth=scene.facts())
 
     def multi(self) -> Sample:
-        """Two to five images: which one is a colour or a shape, or are two the same colour."""
+        """Two to five images: which one is a colour or a shape, or are two the same colour.
+
+        The answer names the pictures in order, each by the label the chat template gives it
+        ("Picture 2: "), with what it shows, until the one asked about, then says which it
+        is: "Picture 1: blue, Picture 2: red, so the second." A small model cannot look up
+        the one picture that shows something in one step; it can say what picture k shows
+        (the label is one token, copied from right before the picture's own tokens) and
+        whether that is what was asked.
+        """
         rng = self.rng
         n = rng.choice((2, 2, 2, 3, 4, 5))
         kind = rng.choice(("colour", "colour", "shape", "same")) if n == 2 else "colour"
@@ -351,17 +367,21 @@ class Scenes:
             question = rng.choice(
                 ("Are the two shapes the same colour?", "Are they the same color?")
             )
-            answer = "Yes." if colours[0] == colours[1] else "No."
-            return Sample("multi", self._user(question, 2), answer, images=scenes)
+            verdict = "yes" if colours[0] == colours[1] else "no"
+            answer = f"{picture_list(colours)}, so {verdict}."
+            truth: dict[str, Any] = {"same": verdict == "yes"}
+            return Sample("multi", self._user(question, 2), answer, images=scenes, truth=truth)
         target = rng.randrange(n)
         if kind == "shape":
             shapes = rng.sample(SHAPES, 2)
             scenes = [self.scene(count=1, shape=shapes[0 if i == target else 1]) for i in range(2)]
             wanted = f"a {shapes[0]}"
+            seen = [f"a {scene.shape}" for scene in scenes]
         else:
             colours = rng.sample(tuple(COLOURS), n)
             scenes = [self.scene(count=1, colour=c) for c in colours]
             wanted = colours[target]
+            seen = colours
         if n == 2:
             subject = "shows " + wanted if kind == "shape" else "is " + wanted
             question = f"Which image {subject}, the first or the second?"
@@ -369,9 +389,25 @@ class Scenes:
             question = rng.choice(
                 (f"Which image is {wanted}?", f"Which image shows a {wanted} shape?")
             )
-        answer = _sentence(f"the {ORDINALS[target]}")
+        answer = f"{picture_list(seen[: target + 1])}, so the {ORDINALS[target]}."
         truth = {"index": target}
         return Sample("multi", self._user(question, n), answer, images=scenes, truth=truth)
+
+    def picture(self) -> Sample:
+        """Two to five images and a question about one of them, by its number or its place."""
+        rng = self.rng
+        n = rng.choice((2, 2, 3, 4, 5))
+        scenes = [self.scene(count=1) for _ in range(n)]
+        target = rng.randrange(n)
+        which = rng.choice((f"picture {target + 1}", f"the {ORDINALS[target]} image"))
+        if rng.random() < 0.5:
+            question = rng.choice((f"What colour is {which}?", f"What color is {which}?"))
+            answer = scenes[target].colour
+        else:
+            question = f"What shape is in {which}?"
+            answer = f"a {scenes[target].shape}"
+        truth = {"index": target, **scenes[target].facts()}
+        return Sample("picture", self._user(question, n), _sentence(answer), scenes, truth=truth)
 
     def video(self) -> Sample:
         """A video whose one shape changes colour: which colour comes first or last."""
@@ -515,6 +551,7 @@ class Scenes:
             return self.single(task)
         return {
             "multi": self.multi,
+            "picture": self.picture,
             "video": self.video,
             "json": self.json_answer,
             "tool": self.tool_call,

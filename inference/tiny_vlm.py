@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.chat_format import ADDED_TOKENS, CHAT_TEMPLATE, CONTEXT_LENGTH, SPECIAL_TOKENS
+from inference.scenes import COLOURS, SHAPES
 
 MODEL_ID = "visiongate/tiny-vlm"
 SHIPPED = Path(__file__).parent / "weights" / "tiny-vlm"
@@ -30,7 +31,12 @@ PATCH_SIZE = 32
 GRID = IMAGE_SIZE // PATCH_SIZE
 POSITION_STD = 1.0
 VOCAB_SIZE = 4096
-JSON_PUNCTUATION = r'[{}\[\]":,]+'
+# Pieces no merge crosses: a picture's number ("Picture 2: ", one token, right before the
+# image's own tokens, whatever text comes before it), runs of JSON punctuation, and the
+# synthetic world's colour and shape words (the same token in a question as in an answer,
+# so a model can tell that a picture shows what was asked about).
+WORDS = "|".join((*COLOURS, *SHAPES))
+ISOLATED = rf'Picture \d+: |[{{}}\[\]":,]+|\b(?:{WORDS})(?=s?\b)'
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = VOCAB_SIZE) -> Any:
@@ -58,7 +64,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = VOCAB_SIZE) -> Any:
     # prose merges across spaces (the tools preamble is a few tokens, not a few hundred).
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(JSON_PUNCTUATION), behavior="isolated"),
+            pre_tokenizers.Split(Regex(ISOLATED), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )

@@ -23,7 +23,7 @@ from inference import scenes, tiny_vlm
 from inference.chat_format import ADDED_TOKENS
 from inference.scenes import Sample, Scene, Scenes
 
-DEFAULT_SEED = 0
+DEFAULT_SEED = 2
 # Stage 1: the vision tower and projector alone, on the probes, VISION_BATCH images a step.
 VISION_STEPS = 2500
 VISION_BATCH = 32
@@ -100,6 +100,18 @@ SCENE_LABELS = {
     "position": len(scenes.POSITIONS),
 }
 PROBE_WEIGHT = 1.0
+# The language model's layer whose image tokens the picture probe reads: by then each image
+# token should say which picture it belongs to ("Picture 2: " comes right before it).
+PICTURE_LAYER = 1
+PICTURES = max(scenes.MAX_IMAGES, scenes.MAX_FRAMES)
+PICTURE_WEIGHT = 1.0
+# The language model's layer whose hidden state, at each picture a multi-image answer names
+# ("Picture 2: red"), the match probe reads: is this the picture asked about?
+MATCH_LAYER = 2
+MATCH_WEIGHT = 5.0
+# The weight in the answer loss of the token after each named picture's "," (", so the
+# second." or ", Picture 3: "), the one decision a multi-image answer makes; 1 for the rest.
+DECISION_WEIGHT = 5.0
 # Where a shape is is the slowest thing to learn (a patch's position is a small part of what
 # it carries), so the probes that need it weigh more.
 PROBE_WEIGHTS = {"position": 3.0, "cell place": 3.0}
@@ -140,7 +152,10 @@ class Probes(torch.nn.Module):
 
     They give the vision tower a direct signal (what colour, which shape, how many, where)
     from the first step, instead of one that must first find its way back through a
-    language model that has not yet learnt to look. They are not part of the checkpoint.
+    language model that has not yet learnt to look. Two more read the language model's
+    hidden states: which picture an image token belongs to (``picture``), and whether a
+    picture a multi-image answer names is the one asked about (``match``). They are not
+    part of the checkpoint.
     """
 
     def __init__(self, width: int) -> None:
@@ -151,6 +166,8 @@ class Probes(torch.nn.Module):
         self.cell_shape = torch.nn.Linear(width, 1 + len(scenes.SHAPES))
         self.cell_colour = torch.nn.Linear(width, len(scenes.COLOURS))
         self.cell_place = torch.nn.Linear(width, 1 + tiny_vlm.GRID**2)
+        self.picture = torch.nn.Linear(width, PICTURES)
+        self.match = torch.nn.Linear(width, 2)
 
     def loss(self, features: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """The probes' weighted mean cross-entropy on ``features`` (images × (1 + cells) × width).
@@ -173,6 +190,39 @@ class Probes(torch.nn.Module):
         weights = [PROBE_WEIGHTS.get(name, 1.0) for name in terms]
         total = sum(w * t for w, t in zip(weights, terms.values(), strict=True))
         return cast(torch.Tensor, total) / sum(weights)
+
+    def picture_loss(self, hidden: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of reading each image token's picture number (from 0) from the
+        language model's hidden states at PICTURE_LAYER (images × tokens × width).
+
+        Naming what picture k shows means finding picture k's tokens; this makes them say
+        which picture they are from the first steps, instead of only once some answer
+        already looks at them.
+        """
+        hidden = torch.nn.functional.layer_norm(hidden, hidden.shape[-1:])
+        logits = self.picture(hidden).flatten(0, 1)
+        targets = numbers.repeat_interleave(hidden.shape[1])
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def named_pictures(tokenizer: Any, sample: Sample, answer: list[int]) -> list[tuple[int, int]]:
+    """The match probe's places and labels in a multi-image answer.
+
+    The places are where the answer names a picture's colour or shape (the token before
+    each ","); the label is 1 for the picture asked about and 0 for the others, or, asked
+    whether two are the same colour, -100 at the first and whether they are at the second.
+    The answer's one decision, going on to the next picture or saying which it is, comes
+    right after: a model that cannot tell there whether the picture it just named is the
+    one asked about always stops at the first (issue 14's retrains without this probe were
+    right about half of two-image questions), and nothing else asks for that comparison.
+    """
+    if sample.task != "multi":
+        return []
+    comma = tokenizer.convert_tokens_to_ids(",")
+    named = [i - 1 for i, token in enumerate(answer) if token == comma]
+    if "same" in sample.truth:
+        return [(named[0], -100), (named[1], int(sample.truth["same"]))]
+    return [(place, int(k == len(named) - 1)) for k, place in enumerate(named)]
 
 
 def probe_targets(pictured: list[Scene]) -> dict[str, torch.Tensor]:
@@ -252,18 +302,24 @@ def batches(
             labels = torch.full((len(chunk), length), -100, dtype=torch.long)
             mask = torch.zeros((len(chunk), length), dtype=torch.long)
             pictured: list[Scene] = []
+            numbers: list[int] = []
+            matches: list[tuple[int, int, int]] = []
             for row, (sample, prompt_ids, answer) in enumerate(chunk):
                 full = prompt_ids + answer
                 ids[row, : len(full)] = torch.tensor(full)
                 labels[row, len(prompt_ids) : len(full)] = torch.tensor(answer)
                 mask[row, : len(full)] = 1
                 pictured += [*sample.images, *sample.frames]
+                numbers += range(len(sample.images) + len(sample.frames))
+                for place, label in named_pictures(tokenizer, sample, answer):
+                    matches.append((row, len(prompt_ids) + place, label))
             inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            inputs["matches"] = torch.tensor(matches, dtype=torch.long).view(-1, 3)
             if pictured:
                 images = [picture(scene, rng) for scene in pictured]
                 pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
                 inputs["pixel_values"] = pixels
-                inputs["probes"] = probe_targets(pictured)
+                inputs["probes"] = {**probe_targets(pictured), "picture": torch.tensor(numbers)}
             yield inputs
 
 
@@ -277,18 +333,37 @@ def losses(model: Any, probes: Probes, inputs: dict[str, Any]) -> tuple[torch.Te
     """
     ids = inputs["input_ids"]
     embeds = model.get_input_embeddings()(ids)
-    probe_loss = torch.zeros(())
+    places = ids == model.config.image_token_id
+    features = None
     if "pixel_values" in inputs:
         features = image_features(model, inputs["pixel_values"])
-        places = (ids == model.config.image_token_id).unsqueeze(-1)
-        embeds = embeds.masked_scatter(places, features.reshape(-1, features.shape[-1]))
-        probe_loss = probes.loss(features, inputs["probes"])
-    logits = model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"]).logits[:, :-1]
+        embeds = embeds.masked_scatter(
+            places.unsqueeze(-1), features.reshape(-1, features.shape[-1])
+        )
+    out = model(
+        inputs_embeds=embeds,
+        attention_mask=inputs["attention_mask"],
+        output_hidden_states=features is not None,
+    )
+    probe_loss = torch.zeros(())
+    if features is not None:
+        hidden = out.hidden_states[PICTURE_LAYER][places].view(features.shape)
+        probe_loss = probes.loss(features, inputs["probes"]) + PICTURE_WEIGHT * (
+            probes.picture_loss(hidden, inputs["probes"]["picture"])
+        )
+    rows, columns, labels = inputs["matches"].unbind(1)
+    if len(rows):  # multi-image answers, which always come with pictures
+        named = out.hidden_states[MATCH_LAYER][rows, columns]
+        named = torch.nn.functional.layer_norm(named, named.shape[-1:])
+        match = torch.nn.functional.cross_entropy(probes.match(named), labels, ignore_index=-100)
+        probe_loss = probe_loss + MATCH_WEIGHT * match
+    logits = out.logits[:, :-1]
     targets = inputs["labels"][:, 1:]
     token_losses = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
     ).view(targets.shape)
     counted = (targets != -100).float()
+    counted[rows, columns + 1] = DECISION_WEIGHT  # targets[i] is the token at i + 1
     answer_loss = ((token_losses * counted).sum(1) / counted.sum(1).clamp(min=1)).mean()
     return answer_loss, probe_loss
 

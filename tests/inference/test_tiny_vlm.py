@@ -89,3 +89,14 @@ def test_tokenizer_round_trips_any_utf8_and_knows_the_specials() -> None:
     # The synthetic world's words are one token each: a forced tool call fits in 64 tokens.
     for word in (*scenes.SHAPES, *scenes.COLOURS):
         assert len(tokenizer(word)["input_ids"]) == 1, word
+
+
+def test_a_pictures_label_is_one_token_whatever_comes_before_it() -> None:
+    """The label "Picture 2: " is one token right before the picture's own, so the model can
+    tell the pictures apart, and name them in its answer with the same token."""
+    tokenizer = tiny_vlm.load_tokenizer()
+    for before in ("", "Which image is red?", "blue shape?", "Compare ", "\n"):
+        for number in range(1, scenes.MAX_FRAMES + 1):
+            label = f"Picture {number}: "
+            tokens = tokenizer.tokenize(f"{before}{label}<image>")
+            assert tokenizer.convert_tokens_to_string(tokens[-2:-1]) == label, (before, tokens)
