@@ -119,8 +119,8 @@ def test_two_images_keep_their_order(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.skip(
-    reason="visiongate/tiny-vlm names five pictures right only about two times in three "
-    "(docs/inference.md; issue 14): this runs once a checkpoint does"
+    reason="visiongate/tiny-vlm is right about three times in four on three to five images "
+    "(docs/inference.md; issue 14): this runs once a checkpoint meets it"
 )
 def test_five_images_keep_their_order(client: openai.OpenAI) -> None:
     colours = ["orange", "cyan", "purple", "yellow", "pink"]
