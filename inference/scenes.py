@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 # Bump when anything below changes what is drawn or said.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -127,10 +127,15 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def article(word: str) -> str:
+    """``a blue`` or ``an orange``."""
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 def shape_phrase(scene: Scene) -> str:
-    """``a blue triangle`` or ``three blue triangles``."""
+    """``a blue triangle``, ``an orange circle`` or ``three blue triangles``."""
     if scene.count == 1:
-        return f"a {scene.colour} {scene.shape}"
+        return f"{article(scene.colour)} {scene.shape}"
     return f"{NUMBERS[scene.count]} {scene.colour} {scene.shape}s"
 
 
@@ -387,7 +392,7 @@ class Scenes:
             question = f"Which image {subject}, the first or the second?"
         else:
             question = rng.choice(
-                (f"Which image is {wanted}?", f"Which image shows a {wanted} shape?")
+                (f"Which image is {wanted}?", f"Which image shows {article(wanted)} shape?")
             )
         answer = f"{picture_list(seen[: target + 1])}, so the {ORDINALS[target]}."
         truth = {"index": target}

@@ -23,7 +23,7 @@ from inference import scenes, tiny_vlm
 from inference.chat_format import ADDED_TOKENS
 from inference.scenes import Sample, Scene, Scenes
 
-DEFAULT_SEED = 2
+DEFAULT_SEED = 1
 # Stage 1: the vision tower and projector alone, on the probes, VISION_BATCH images a step.
 VISION_STEPS = 2500
 VISION_BATCH = 32
@@ -109,6 +109,13 @@ PICTURE_WEIGHT = 1.0
 # ("Picture 2: red"), the match probe reads: is this the picture asked about?
 MATCH_LAYER = 2
 MATCH_WEIGHT = 5.0
+# The same layer and places, read by the asked probe: which colour or shape the answer
+# compares the named one against (the question's, or the first picture's when asked whether
+# two are the same colour). It is what the match probe's comparison needs from elsewhere in
+# the text; taught only through the match, it was learnt in some draws only, suddenly.
+ASKED_LAYER = MATCH_LAYER
+ASKED_WEIGHT = 1.0
+ATTRIBUTES = (*scenes.COLOURS, *scenes.SHAPES)
 # The weight in the answer loss of the token after each named picture's "," (", so the
 # second." or ", Picture 3: "), the one decision a multi-image answer makes; 1 for the rest.
 DECISION_WEIGHT = 5.0
@@ -152,10 +159,10 @@ class Probes(torch.nn.Module):
 
     They give the vision tower a direct signal (what colour, which shape, how many, where)
     from the first step, instead of one that must first find its way back through a
-    language model that has not yet learnt to look. Two more read the language model's
-    hidden states: which picture an image token belongs to (``picture``), and whether a
-    picture a multi-image answer names is the one asked about (``match``). They are not
-    part of the checkpoint.
+    language model that has not yet learnt to look. Three more read the language model's
+    hidden states: which picture an image token belongs to (``picture``), what a picture a
+    multi-image answer names is compared against (``asked``), and whether it is the one
+    asked about (``match``). They are not part of the checkpoint.
     """
 
     def __init__(self, width: int) -> None:
@@ -168,6 +175,7 @@ class Probes(torch.nn.Module):
         self.cell_place = torch.nn.Linear(width, 1 + tiny_vlm.GRID**2)
         self.picture = torch.nn.Linear(width, PICTURES)
         self.match = torch.nn.Linear(width, 2)
+        self.asked = torch.nn.Linear(width, len(ATTRIBUTES))
 
     def loss(self, features: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """The probes' weighted mean cross-entropy on ``features`` (images × (1 + cells) × width).
@@ -205,24 +213,35 @@ class Probes(torch.nn.Module):
         return torch.nn.functional.cross_entropy(logits, targets)
 
 
-def named_pictures(tokenizer: Any, sample: Sample, answer: list[int]) -> list[tuple[int, int]]:
-    """The match probe's places and labels in a multi-image answer.
+def named_pictures(tokenizer: Any, sample: Sample, answer: list[int]) -> list[tuple[int, int, int]]:
+    """The match and asked probes' places and labels in a multi-image answer.
 
     The places are where the answer names a picture's colour or shape (the token before
-    each ","); the label is 1 for the picture asked about and 0 for the others, or, asked
-    whether two are the same colour, -100 at the first and whether they are at the second.
+    each ","). The match label is 1 for the picture asked about and 0 for the others, or,
+    asked whether two are the same colour, -100 at the first and whether they are at the
+    second. The asked label is the ATTRIBUTES index of what the named one is compared
+    against: the colour or shape asked about (what the last picture named shows), or the
+    first picture's colour at the second of a "same" question (-100 at the first).
     The answer's one decision, going on to the next picture or saying which it is, comes
     right after: a model that cannot tell there whether the picture it just named is the
-    one asked about always stops at the first (issue 14's retrains without this probe were
-    right about half of two-image questions), and nothing else asks for that comparison.
+    one asked about always stops at the first (issue 14's retrains without the match probe
+    were right about half of two-image questions), and nothing else asks for that comparison.
     """
     if sample.task != "multi":
         return []
     comma = tokenizer.convert_tokens_to_ids(",")
     named = [i - 1 for i, token in enumerate(answer) if token == comma]
+    attributes = tokenizer.convert_tokens_to_ids(list(ATTRIBUTES))
+
+    def attribute(place: int) -> int:
+        token = answer[place]
+        return attributes.index(token) if token in attributes else -100
+
     if "same" in sample.truth:
-        return [(named[0], -100), (named[1], int(sample.truth["same"]))]
-    return [(place, int(k == len(named) - 1)) for k, place in enumerate(named)]
+        first, second = named[:2]
+        return [(first, -100, -100), (second, int(sample.truth["same"]), attribute(first))]
+    asked = attribute(named[-1])
+    return [(place, int(k == len(named) - 1), asked) for k, place in enumerate(named)]
 
 
 def probe_targets(pictured: list[Scene]) -> dict[str, torch.Tensor]:
@@ -303,7 +322,7 @@ def batches(
             mask = torch.zeros((len(chunk), length), dtype=torch.long)
             pictured: list[Scene] = []
             numbers: list[int] = []
-            matches: list[tuple[int, int, int]] = []
+            matches: list[tuple[int, int, int, int]] = []
             for row, (sample, prompt_ids, answer) in enumerate(chunk):
                 full = prompt_ids + answer
                 ids[row, : len(full)] = torch.tensor(full)
@@ -311,10 +330,10 @@ def batches(
                 mask[row, : len(full)] = 1
                 pictured += [*sample.images, *sample.frames]
                 numbers += range(len(sample.images) + len(sample.frames))
-                for place, label in named_pictures(tokenizer, sample, answer):
-                    matches.append((row, len(prompt_ids) + place, label))
+                for place, label, asked in named_pictures(tokenizer, sample, answer):
+                    matches.append((row, len(prompt_ids) + place, label, asked))
             inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-            inputs["matches"] = torch.tensor(matches, dtype=torch.long).view(-1, 3)
+            inputs["matches"] = torch.tensor(matches, dtype=torch.long).view(-1, 4)
             if pictured:
                 images = [picture(scene, rng) for scene in pictured]
                 pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
@@ -351,12 +370,16 @@ def losses(model: Any, probes: Probes, inputs: dict[str, Any]) -> tuple[torch.Te
         probe_loss = probes.loss(features, inputs["probes"]) + PICTURE_WEIGHT * (
             probes.picture_loss(hidden, inputs["probes"]["picture"])
         )
-    rows, columns, labels = inputs["matches"].unbind(1)
+    rows, columns, labels, asked = inputs["matches"].unbind(1)
     if len(rows):  # multi-image answers, which always come with pictures
-        named = out.hidden_states[MATCH_LAYER][rows, columns]
-        named = torch.nn.functional.layer_norm(named, named.shape[-1:])
-        match = torch.nn.functional.cross_entropy(probes.match(named), labels, ignore_index=-100)
-        probe_loss = probe_loss + MATCH_WEIGHT * match
+        ce = torch.nn.functional.cross_entropy
+        for head, layer, targets, weight in (
+            (probes.match, MATCH_LAYER, labels, MATCH_WEIGHT),
+            (probes.asked, ASKED_LAYER, asked, ASKED_WEIGHT),
+        ):
+            named = out.hidden_states[layer][rows, columns]
+            named = torch.nn.functional.layer_norm(named, named.shape[-1:])
+            probe_loss = probe_loss + weight * ce(head(named), targets, ignore_index=-100)
     logits = out.logits[:, :-1]
     targets = inputs["labels"][:, 1:]
     token_losses = torch.nn.functional.cross_entropy(

@@ -93,6 +93,8 @@ def test_a_pictures_colour_and_shape_from_every_source(
         assert text(say(client, "What shape is this?", image(url))) == shape, name
     described = text(say(client, "Describe the image.", image(sources["file"][0])))
     assert described.startswith("A blue triangle")
+    orange = picture_uri(scene("orange", "circle", "top right", seed=3))
+    assert text(say(client, "Describe the image.", image(orange))).startswith("An orange circle")
 
 
 def test_where_and_how_many(client: openai.OpenAI) -> None:
@@ -118,10 +120,6 @@ def test_two_images_keep_their_order(client: openai.OpenAI) -> None:
     assert second == "Picture 1: blue, Picture 2: red, so the second."
 
 
-@pytest.mark.skip(
-    reason="visiongate/tiny-vlm is right about three times in four on three to five images "
-    "(docs/inference.md; issue 14): this runs once a checkpoint meets it"
-)
 def test_five_images_keep_their_order(client: openai.OpenAI) -> None:
     colours = ["orange", "cyan", "purple", "yellow", "pink"]
     images = [image(picture_uri(scene(c, "circle", seed=i))) for i, c in enumerate(colours)]

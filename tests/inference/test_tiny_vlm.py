@@ -100,3 +100,38 @@ def test_a_pictures_label_is_one_token_whatever_comes_before_it() -> None:
             label = f"Picture {number}: "
             tokens = tokenizer.tokenize(f"{before}{label}<image>")
             assert tokenizer.convert_tokens_to_string(tokens[-2:-1]) == label, (before, tokens)
+
+
+def test_the_match_and_asked_probes_read_each_named_picture() -> None:
+    """At each colour or shape a multi-image answer names, the probes learn whether that
+    picture is the one asked about and what it is compared against."""
+    tokenizer = tiny_vlm.load_tokenizer()
+    source = scenes.Scenes(5)
+    kinds = set()
+    for _ in range(40):
+        sample = source.of("multi")
+        answer = train.answer_ids(tokenizer, sample)
+        named = train.named_pictures(tokenizer, sample, answer)
+        words = [tokenizer.decode([answer[place]]) for place, _, _ in named]
+        shown = [
+            scene.shape if word in scenes.SHAPES else scene.colour
+            for scene, word in zip(sample.images, words, strict=False)
+        ]
+        assert words == shown, sample.answer
+        matches, asked = [m for _, m, _ in named], [a for _, _, a in named]
+        if "same" in sample.truth:
+            kinds.add("same")
+            assert matches == [-100, int(sample.truth["same"])], sample.answer
+            assert asked == [-100, train.ATTRIBUTES.index(words[0])], sample.answer
+        else:
+            kinds.add("which")
+            assert len(named) == sample.truth["index"] + 1, sample.answer
+            assert matches == [0] * (len(named) - 1) + [1], sample.answer
+            assert asked == [train.ATTRIBUTES.index(words[-1])] * len(named), sample.answer
+    assert kinds == {"same", "which"}
+    assert train.named_pictures(tokenizer, source.of("colour"), [1, 2]) == []
+
+
+def test_an_orange_shape_is_an_orange_one() -> None:
+    orange = scenes.Scene(shape="circle", colour="orange", count=1, background="white")
+    assert scenes.shape_phrase(orange) == "an orange circle"
