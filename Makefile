@@ -40,7 +40,7 @@ bench: install
 	$(PY) -m bench.http_protocol_bench
 	$(PY) -m inference.evaluate
 
-# Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm; 18-23 min
+# Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm; 18-25 min
 # on one core of a 2-core machine with a second training beside it); `make eval` prints
 # its accuracy per task and tokens/s.
 train: install

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 # Bump when anything below changes what is drawn or said.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -399,7 +399,12 @@ class Scenes:
         return Sample("multi", self._user(question, n), answer, images=scenes, truth=truth)
 
     def picture(self) -> Sample:
-        """Two to five images and a question about one of them, by its number or its place."""
+        """Two to five images and a question about one of them, by its number or its place.
+
+        The answer names the picture by its label first ("Picture 3: purple."): writing the
+        label is a lookup of the question's number or ordinal, and what follows a label is
+        what the multi-image answers already copy from that picture's own tokens.
+        """
         rng = self.rng
         n = rng.choice((2, 2, 3, 4, 5))
         scenes = [self.scene(count=1) for _ in range(n)]
@@ -412,7 +417,8 @@ class Scenes:
             question = f"What shape is in {which}?"
             answer = f"a {scenes[target].shape}"
         truth = {"index": target, **scenes[target].facts()}
-        return Sample("picture", self._user(question, n), _sentence(answer), scenes, truth=truth)
+        answer = f"Picture {target + 1}: {answer}."
+        return Sample("picture", self._user(question, n), answer, scenes, truth=truth)
 
     def video(self) -> Sample:
         """A video whose one shape changes colour: which colour comes first or last."""

@@ -23,7 +23,7 @@ from inference import scenes, tiny_vlm
 from inference.chat_format import ADDED_TOKENS
 from inference.scenes import Sample, Scene, Scenes
 
-DEFAULT_SEED = 1
+DEFAULT_SEED = 0
 # Stage 1: the vision tower and projector alone, on the probes, VISION_BATCH images a step.
 VISION_STEPS = 2500
 VISION_BATCH = 32

@@ -128,6 +128,17 @@ def test_five_images_keep_their_order(client: openai.OpenAI) -> None:
         assert answer == f"{picture_list(colours[: i + 1])}, so the {ORDINALS[i]}.", colour
 
 
+def test_one_of_five_images_by_its_number_or_place(client: openai.OpenAI) -> None:
+    """Its colour, asked by number or by place (asked its shape, it is right only about 4
+    times in 5: docs/inference.md)."""
+    colours = ["green", "pink", "blue", "red", "yellow"]
+    images = [image(picture_uri(scene(c, "square", seed=i))) for i, c in enumerate(colours)]
+    for i, colour in enumerate(colours):
+        for which in (f"picture {i + 1}", f"the {ORDINALS[i]} image"):
+            answer = text(say(client, f"What colour is {which}?", *images))
+            assert answer == f"Picture {i + 1}: {colour}.", which
+
+
 @pytest.mark.parametrize(
     "colours", [["red", "blue"], ["blue", "red"], ["orange", "cyan", "purple", "yellow", "pink"]]
 )
