@@ -40,8 +40,8 @@ bench: install
 	$(PY) -m bench.http_protocol_bench
 	$(PY) -m inference.evaluate
 
-# Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm; 18-25 min
-# on one core of a 2-core machine with a second training beside it); `make eval` prints
+# Retrain the shipped default model, tiny-vlm (inference/weights/tiny-vlm; about 20 min
+# alone on one core of a 2-core machine, 22-31 with other work beside it); `make eval` prints
 # its accuracy per task and tokens/s.
 train: install
 	$(PY) -m inference.train
