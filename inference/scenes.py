@@ -259,9 +259,14 @@ RAMBLE_WORDS = (
 )
 
 
+def label(index: int) -> str:
+    """``Picture 3: ``: the chat template's label of the picture at ``index`` (from 0)."""
+    return f"Picture {index + 1}: "
+
+
 def picture_list(seen: list[str]) -> str:
     """``Picture 1: blue, Picture 2: red``: what each picture shows, by its label."""
-    return ", ".join(f"Picture {i + 1}: {what}" for i, what in enumerate(seen))
+    return ", ".join(label(i) + what for i, what in enumerate(seen))
 
 
 SINGLE_TASKS = ("colour", "shape", "count", "position", "describe", "background")
@@ -417,7 +422,7 @@ class Scenes:
             question = f"What shape is in {which}?"
             answer = f"a {scenes[target].shape}"
         truth = {"index": target, **scenes[target].facts()}
-        answer = f"Picture {target + 1}: {answer}."
+        answer = f"{label(target)}{answer}."
         return Sample("picture", self._user(question, n), answer, scenes, truth=truth)
 
     def video(self) -> Sample:
